@@ -1,0 +1,4 @@
+pub use nix;
+pub use oci_spec;
+
+pub mod seccomp;
