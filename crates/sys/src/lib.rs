@@ -4,6 +4,7 @@
 //! Every state-changing call emits a `tracing` event with target `conductor::explain`, so that
 //! `--explain` can show the kernel steps a command takes without print statements in the code.
 
+pub mod bpf;
 pub mod caps;
 pub mod fd;
 pub mod mount;

@@ -187,6 +187,33 @@ pub fn set_name(name: &str) {
     unsafe { libc::prctl(libc::PR_SET_NAME, buf.as_ptr(), 0, 0, 0) };
 }
 
+/// ioprio_set(2) for the calling process; `class` is "IOPRIO_CLASS_RT", "_BE" or "_IDLE".
+pub fn set_io_priority(class: &str, priority: i64) -> nix::Result<()> {
+    let c: i64 = match class {
+        "IOPRIO_CLASS_RT" => 1,
+        "IOPRIO_CLASS_BE" => 2,
+        "IOPRIO_CLASS_IDLE" => 3,
+        _ => return Err(Errno::EINVAL),
+    };
+    tracing::debug!(target: EXPLAIN, step = "ioprio_set", class, priority);
+    // SAFETY: integer arguments (IOPRIO_WHO_PROCESS = 1, pid 0 = self).
+    Errno::result(unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, (c << 13) | priority) }).map(drop)
+}
+
+/// Give the process its own session keyring, so containers do not share the host's keys.
+pub fn join_session_keyring(name: &str) -> nix::Result<()> {
+    let c = std::ffi::CString::new(name).map_err(|_| Errno::EINVAL)?;
+    tracing::debug!(target: EXPLAIN, step = "keyctl(JOIN_SESSION_KEYRING)", name);
+    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING (1) with a NUL-terminated name.
+    Errno::result(unsafe { libc::syscall(libc::SYS_keyctl, 1, c.as_ptr()) }).map(drop)
+}
+
+/// personality(2).
+pub fn set_personality(persona: libc::c_ulong) -> nix::Result<()> {
+    // SAFETY: integer argument.
+    Errno::result(unsafe { libc::personality(persona) }).map(drop)
+}
+
 /// Leave immediately without running destructors or atexit handlers (for forked children).
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit is always safe to call.

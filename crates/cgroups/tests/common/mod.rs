@@ -1,0 +1,235 @@
+//! Shared pieces of the root integration tests: a serial lock, a self-cleaning test cgroup, and
+//! helper children (this same test binary re-run in a "helper" mode, so no unsafe fork).
+
+#![allow(dead_code)]
+
+pub mod explain;
+
+use std::io::{Read, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use conductor_cgroups::Cgroup;
+use oci_spec::runtime::LinuxResources;
+
+pub const HELPER_ENV: &str = "CONDUCTOR_CGROUP_TEST_HELPER";
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Skip (pass) the test with a message unless we are root.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !common::is_root() {
+            eprintln!("skipping: needs root");
+            return;
+        }
+    };
+}
+
+/// The tests measure CPU time; running them one at a time keeps them from skewing each other.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn resources(json: &str) -> LinuxResources {
+    serde_json::from_str(json).expect("test resources JSON")
+}
+
+/// A uniquely named cgroup below this process's own cgroup (a relative cgroupsPath), removed
+/// on drop even when the test panics, together with the helper children it started.
+pub struct TestCgroup {
+    pub cg: Cgroup,
+    pub name: String,
+    children: Vec<Child>,
+}
+
+impl TestCgroup {
+    pub fn new() -> TestCgroup {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("conductor-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+        let cg = Cgroup::new(Some(&name), &name).expect("resolve test cgroup");
+        let t = TestCgroup { cg, name, children: Vec::new() };
+        t.cg.create().expect("create test cgroup");
+        t
+    }
+
+    /// Start a helper in `mode`, move it into the cgroup, then let it run.
+    pub fn spawn(&mut self, mode: &str) -> i32 {
+        let mut child = spawn_helper(mode);
+        let pid = child.id() as i32;
+        self.cg.add_pid(pid).expect("add helper to cgroup");
+        child.stdin.as_mut().expect("stdin").write_all(b"g").expect("start helper");
+        self.children.push(child);
+        pid
+    }
+
+    pub fn child(&mut self, pid: i32) -> &mut Child {
+        self.children.iter_mut().find(|c| c.id() as i32 == pid).expect("our child")
+    }
+
+    /// Wait for a helper to end on its own (or be killed), with a deadline.
+    pub fn wait(&mut self, pid: i32, timeout: Duration) -> ExitStatus {
+        let child = self.child(pid);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "helper {pid} did not exit within {timeout:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Kill one of our helpers by pid and reap it.
+    pub fn kill(&mut self, pid: i32) {
+        let child = self.child(pid);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    pub fn dir(&self, controller: &str) -> PathBuf {
+        self.cg.paths().into_iter().find(|(k, _)| k.split(',').any(|c| c == controller)).map(|(_, p)| p).expect("controller dir")
+    }
+
+    pub fn read(&self, controller: &str, file: &str) -> String {
+        let path = self.dir(controller).join(file);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())).trim().to_string()
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        // A frozen task only dies once thawed.
+        let _ = self.cg.thaw();
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Err(e) = self.cg.destroy() {
+            eprintln!("cleanup of test cgroup {} failed: {e}", self.name);
+        }
+    }
+}
+
+fn spawn_helper(mode: &str) -> Child {
+    Command::new(std::env::current_exe().expect("current_exe"))
+        .args(["--exact", "helper_entry", "--nocapture", "--test-threads=1", "-q"])
+        .env(HELPER_ENV, mode)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn helper")
+}
+
+pub fn killed_by(status: ExitStatus) -> Option<i32> {
+    status.signal()
+}
+
+pub fn all_dirs_gone(cg: &Cgroup) -> bool {
+    cg.paths().values().all(|p| !Path::new(p).exists())
+}
+
+/// What a helper child does, selected by HELPER_ENV. Every mode first waits for one byte on
+/// stdin, sent once the test has moved it into the cgroup.
+pub mod helper {
+    use super::*;
+
+    pub fn run(mode: &str) -> ! {
+        let mut go = [0u8; 1];
+        let _ = std::io::stdin().read(&mut go);
+        let code = match mode {
+            "busy" => busy(1),
+            "busy2" => busy(2),
+            "alloc" => alloc(),
+            "fork" => fork_until_refused(),
+            "devices" => devices(),
+            "idle" => idle(),
+            "hold" => hold(),
+            other => {
+                eprintln!("unknown helper mode {other}");
+                2
+            }
+        };
+        std::process::exit(code)
+    }
+
+    fn busy(threads: usize) -> i32 {
+        for _ in 1..threads {
+            std::thread::spawn(spin);
+        }
+        spin()
+    }
+
+    fn spin() -> ! {
+        let mut x = 0u64;
+        loop {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+    }
+
+    /// Touch memory 1 MiB at a time until killed; exit 0 if 512 MiB fit (the limit failed).
+    fn alloc() -> i32 {
+        let mut hold = Vec::new();
+        for _ in 0..512 {
+            hold.push(std::hint::black_box(vec![1u8; 1 << 20]));
+        }
+        0
+    }
+
+    /// Spawn sleepers until the kernel refuses. Exit 100 + how many started if the refusal was
+    /// EAGAIN (the pids limit), 1 for another error, 50 if nothing was refused.
+    fn fork_until_refused() -> i32 {
+        let mut kids = Vec::new();
+        let mut code = 50;
+        for _ in 0..20 {
+            match Command::new("/bin/sleep").arg("30").stdin(Stdio::null()).spawn() {
+                Ok(k) => kids.push(k),
+                Err(e) => {
+                    code = if e.raw_os_error() == Some(libc::EAGAIN) { 100 + kids.len() as i32 } else { 1 };
+                    break;
+                }
+            }
+        }
+        for mut k in kids {
+            let _ = k.kill();
+            let _ = k.wait();
+        }
+        code
+    }
+
+    /// Exit 0 if /dev/null opens and /dev/zero is refused with EPERM; 10 if both open;
+    /// 11/12 for other outcomes.
+    fn devices() -> i32 {
+        let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null");
+        let zero = std::fs::File::open("/dev/zero");
+        match (null, zero) {
+            (Ok(_), Err(e)) if e.raw_os_error() == Some(libc::EPERM) => 0,
+            (Ok(_), Ok(_)) => 10,
+            (Err(_), _) => 11,
+            _ => 12,
+        }
+    }
+
+    /// Touch 8 MiB (charged to the cgroup we are in now), then idle.
+    fn hold() -> i32 {
+        let held = std::hint::black_box(vec![1u8; 8 << 20]);
+        let code = idle();
+        drop(held);
+        code
+    }
+
+    /// Block until stdin closes (the test drops or kills us).
+    fn idle() -> i32 {
+        let mut rest = Vec::new();
+        let _ = std::io::stdin().read_to_end(&mut rest);
+        0
+    }
+}

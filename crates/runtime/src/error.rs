@@ -1,0 +1,48 @@
+//! The runtime's error type: one line each, naming the container, field or step that failed.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid container id {0:?}: {1}")]
+    InvalidId(String, &'static str),
+    #[error("container {0:?} already exists")]
+    Exists(String),
+    #[error("container {0:?} does not exist")]
+    NotFound(String),
+    #[error("container {id:?} is {status}: cannot {op} (needs {needs})")]
+    WrongState { id: String, status: String, op: &'static str, needs: &'static str },
+    #[error("{path}: {msg}")]
+    Config { path: PathBuf, msg: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    #[error("{what}: {source}")]
+    Sys { what: String, source: nix::Error },
+    #[error("cgroup: {0}")]
+    Cgroup(#[from] conductor_cgroups::Error),
+    #[error("container init: {0}")]
+    Init(String),
+    #[error("hook {kind} {path}: {msg}")]
+    Hook { kind: &'static str, path: String, msg: String },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Attach a description of the step to a low-level error.
+pub trait Context<T> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> Context<T> for std::result::Result<T, std::io::Error> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| Error::Io { what: what(), source })
+    }
+}
+
+impl<T> Context<T> for std::result::Result<T, nix::Error> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| Error::Sys { what: what(), source })
+    }
+}

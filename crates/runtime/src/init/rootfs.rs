@@ -1,0 +1,172 @@
+//! The container's filesystem view, built inside its new mount namespace: propagation, the
+//! rootfs bind, every configured mount (confined to the rootfs), /dev, then pivot_root and the
+//! masked and read-only paths.
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use conductor_sys::mount::{self as m, Leaf, MsFlags};
+use nix::errno::Errno;
+use nix::sys::stat::Mode;
+use oci_spec::runtime::{Mount, Spec};
+
+use super::mounts::{propagation, Options};
+use crate::error::{Context, Error, Result};
+
+/// Everything before pivot_root.
+pub fn prepare(spec: &Spec, rootfs: &Path, in_userns: bool) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        None | Some("") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        Some(p) => propagation(p).ok_or_else(|| Error::Invalid(format!("linux.rootfsPropagation: unknown value {p:?}")))?,
+    };
+    // Stop our mounts from reaching the host (and, with rslave, still see host unmounts).
+    m::mount(None, Path::new("/"), None, prop, None, Path::new("/")).ctx(|| "make / propagation".into())?;
+    // pivot_root needs the new root to be a mount point.
+    m::mount(Some(&rootfs.to_string_lossy()), rootfs, None, MsFlags::MS_BIND | MsFlags::MS_REC, None, rootfs)
+        .ctx(|| format!("bind rootfs {}", rootfs.display()))?;
+    let root = m::open_dir(rootfs).ctx(|| format!("open rootfs {}", rootfs.display()))?;
+
+    let mounts = spec.mounts().as_deref().unwrap_or(&[]);
+    for (i, mnt) in mounts.iter().enumerate() {
+        mount_one(&root, mnt, in_userns).map_err(|e| Error::Init(format!("mounts[{i}] {}: {e}", mnt.destination().display())))?;
+    }
+    let dev_bound = mounts.iter().any(|mt| mt.destination() == Path::new("/dev") && is_bind(mt));
+    super::devices::create(&root, spec, dev_bound, in_userns)?;
+    // Keep the rootfs's own propagation private if asked: applied after the mounts so they follow.
+    if prop.contains(MsFlags::MS_SHARED) || prop.contains(MsFlags::MS_PRIVATE) {
+        m::mount(None, rootfs, None, prop, None, Path::new("/")).ctx(|| "rootfs propagation".into())?;
+    }
+    Ok(())
+}
+
+fn is_bind(mt: &Mount) -> bool {
+    mt.typ().as_deref() == Some("bind") || mt.options().iter().flatten().any(|o| o == "bind" || o == "rbind")
+}
+
+fn mount_one(root: &OwnedFd, mnt: &Mount, in_userns: bool) -> std::result::Result<(), String> {
+    let opts = Options::parse(mnt.options().as_deref().unwrap_or(&[]))?;
+    let dest = mnt.destination();
+    let typ = mnt.typ().as_deref().unwrap_or("");
+    let bind = opts.bind || typ == "bind";
+    let source = mnt.source().as_ref().map(|s| s.to_string_lossy().into_owned());
+    let shown = Path::new(dest);
+
+    if typ == "cgroup" || typ == "cgroup2" {
+        return mount_cgroup(root, dest, &opts).map_err(|e| e.to_string());
+    }
+    let leaf = match (&source, bind) {
+        (Some(src), true) if !Path::new(src).is_dir() => Leaf::File,
+        _ => Leaf::Dir,
+    };
+    let target = m::ensure_in_root(root, dest, leaf, Mode::from_bits_truncate(0o755)).map_err(|e| format!("create mount point: {e}"))?;
+    let tpath = m::fd_path(&target);
+    if bind {
+        let src = source.ok_or("bind mount without source")?;
+        let rec = opts.flags & MsFlags::MS_REC;
+        m::mount(Some(&src), &tpath, None, MsFlags::MS_BIND | rec, None, shown).map_err(|e| format!("bind {src}: {e}"))?;
+        // Per-mount flags on a bind need a remount; reopen so we address the new mount.
+        let extra = opts.flags & !(MsFlags::MS_REC | MsFlags::MS_BIND | MsFlags::MS_REMOUNT);
+        if !extra.is_empty() {
+            let target = m::ensure_in_root(root, dest, leaf, Mode::empty()).map_err(|e| e.to_string())?;
+            let tpath = m::fd_path(&target);
+            let st = nix::sys::statvfs::statvfs(&tpath).map_err(|e| e.to_string())?;
+            let keep = m::locked_flags(st.flags()) & !opts.cleared;
+            m::mount(None, &tpath, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra | keep, None, shown)
+                .map_err(|e| format!("remount {extra:?}: {e}"))?;
+        }
+    } else {
+        let data = opts.data();
+        let src = source.unwrap_or_else(|| typ.to_string());
+        match m::mount(Some(&src), &tpath, Some(typ), opts.flags, data.as_deref(), shown) {
+            // sysfs needs a network namespace we own; without one, expose the host's read-only.
+            Err(Errno::EPERM) if typ == "sysfs" && in_userns => {
+                m::mount(Some("/sys"), &tpath, None, MsFlags::MS_BIND | MsFlags::MS_REC, None, shown).map_err(|e| e.to_string())?;
+            }
+            r => r.map_err(|e| format!("mount {typ}: {e}"))?,
+        }
+    }
+    for p in &opts.propagation {
+        let target = m::ensure_in_root(root, dest, leaf, Mode::empty()).map_err(|e| e.to_string())?;
+        m::mount(None, &m::fd_path(&target), None, *p, None, shown).map_err(|e| format!("propagation {p:?}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// A cgroup filesystem for the container: cgroup2 on a unified host; on v1, a tmpfs with one
+/// mount per hierarchy (inside a cgroup namespace each shows the container's cgroup as root).
+fn mount_cgroup(root: &OwnedFd, dest: &Path, opts: &Options) -> Result<()> {
+    let flags = opts.flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    // Each mount point's fd must stay open while its /proc/self/fd path is used.
+    let mut held: Vec<OwnedFd> = Vec::new();
+    let mut at = |p: &Path| -> Result<PathBuf> {
+        let fd = m::ensure_in_root(root, p, Leaf::Dir, Mode::from_bits_truncate(0o755)).ctx(|| format!("mkdir {}", p.display()))?;
+        let path = m::fd_path(&fd);
+        held.push(fd);
+        Ok(path)
+    };
+    match conductor_cgroups::detect()? {
+        conductor_cgroups::Hierarchy::V2 { .. } => {
+            m::mount(Some("cgroup2"), &at(dest)?, Some("cgroup2"), flags, None, dest).ctx(|| "mount cgroup2".into())?;
+        }
+        conductor_cgroups::Hierarchy::V1 { mounts, .. } => {
+            let ro = flags & MsFlags::MS_RDONLY;
+            m::mount(Some("tmpfs"), &at(dest)?, Some("tmpfs"), flags & !MsFlags::MS_RDONLY, Some("mode=755"), dest)
+                .ctx(|| "mount cgroup tmpfs".into())?;
+            for h in mounts {
+                let name = h.mountpoint.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let sub = dest.join(&name);
+                let named = h.controllers.iter().any(|c| c.starts_with("name="));
+                let data = if named { format!("none,{}", h.controllers.join(",")) } else { h.controllers.join(",") };
+                m::mount(Some("cgroup"), &at(&sub)?, Some("cgroup"), flags, Some(&data), &sub)
+                    .ctx(|| format!("mount cgroup {data}"))?;
+            }
+            if !ro.is_empty() {
+                let p = at(dest)?;
+                m::mount(None, &p, None, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | flags, None, dest).ctx(|| "remount cgroup tmpfs ro".into())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// pivot_root (or MS_MOVE + chroot with --no-pivot) into the prepared rootfs.
+pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
+    if no_pivot {
+        m::move_root(rootfs).ctx(|| "move root".into())
+    } else {
+        m::pivot_root(rootfs).ctx(|| format!("pivot_root {}", rootfs.display()))
+    }
+}
+
+/// After pivot_root: read-only and masked paths, then a read-only root if asked.
+pub fn finish(spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    for p in linux.and_then(|l| l.readonly_paths().as_ref()).into_iter().flatten() {
+        readonly(Path::new(p))?;
+    }
+    for p in linux.and_then(|l| l.masked_paths().as_ref()).into_iter().flatten() {
+        mask(Path::new(p))?;
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+        m::remount_ro(Path::new("/"), Path::new("/")).ctx(|| "remount / read-only".into())?;
+    }
+    Ok(())
+}
+
+fn readonly(p: &Path) -> Result<()> {
+    match m::mount(Some(&p.to_string_lossy()), p, None, MsFlags::MS_BIND | MsFlags::MS_REC, None, p) {
+        Err(Errno::ENOENT) => return Ok(()),
+        r => r.ctx(|| format!("readonlyPaths {}", p.display()))?,
+    }
+    m::remount_ro(p, p).ctx(|| format!("readonlyPaths {}", p.display()))
+}
+
+fn mask(p: &Path) -> Result<()> {
+    let res = match std::fs::metadata(p) {
+        Err(_) => return Ok(()),
+        Ok(md) if md.is_dir() => m::mount(Some("tmpfs"), p, Some("tmpfs"), MsFlags::MS_RDONLY, None, p),
+        Ok(_) => m::mount(Some("/dev/null"), p, None, MsFlags::MS_BIND, None, p),
+    };
+    res.ctx(|| format!("maskedPaths {}", p.display()))
+}
