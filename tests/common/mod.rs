@@ -60,9 +60,23 @@ impl Sandbox {
         b
     }
 
-    /// conductor-runtime --root <sandbox root> ARGS.
+    /// conductor-runtime --root <sandbox root> ARGS. Output goes through files, not pipes: a
+    /// created container inherits the runtime's stdio and would hold a pipe open.
     pub fn rt(&self, args: &[&str]) -> Output {
-        Command::new(bin("conductor-runtime")).arg("--root").arg(&self.root).args(args).stdin(Stdio::null()).output().unwrap()
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let (out, err) = (self.dir.join(format!("out.{n}")), self.dir.join(format!("err.{n}")));
+        let status = Command::new(bin("conductor-runtime"))
+            .arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .status()
+            .unwrap();
+        let o = Output { status, stdout: std::fs::read(&out).unwrap(), stderr: std::fs::read(&err).unwrap() };
+        let _ = (std::fs::remove_file(out), std::fs::remove_file(err));
+        o
     }
 
     /// Like `rt` but asserts success and returns stdout.

@@ -22,7 +22,10 @@ pub(crate) fn write(path: &Path, value: &str) -> Result<()> {
         .write(value.as_bytes())
         .map_err(|e| Error::io(format!("write {value:?} to"), path, e))?;
     if n != value.len() {
-        let err = io::Error::new(io::ErrorKind::WriteZero, format!("short write ({n} of {})", value.len()));
+        let err = io::Error::new(
+            io::ErrorKind::WriteZero,
+            format!("short write ({n} of {})", value.len()),
+        );
         return Err(Error::io(format!("write {value:?} to"), path, err));
     }
     Ok(())
@@ -63,7 +66,9 @@ pub(crate) fn rmdir(path: &Path) -> io::Result<()> {
 
 /// Child cgroups (sub-directories) of `dir`; empty when `dir` is gone.
 pub(crate) fn child_dirs(dir: &Path) -> Vec<std::path::PathBuf> {
-    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
     entries
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))

@@ -21,16 +21,21 @@ mod fs;
 mod hierarchy;
 mod layout;
 mod mountinfo;
-pub mod proc_cgroup;
 mod path;
+pub mod proc_cgroup;
 mod resources;
 mod stats;
 mod v1;
 mod v2;
+
+/// The parent cgroup of containers whose config names no cgroupsPath.
+pub const DEFAULT_PARENT: &str = "conductor";
 
 pub use cgroup::Cgroup;
 pub use error::{Error, Result};
 pub use freezer::FreezerState;
 pub use hierarchy::{detect, Hierarchy, UnifiedMount, V1Mount};
 pub use layout::{Dir, Layout, V1Dir};
-pub use stats::{Blkio, BlkioEntry, Cpu, CpuUsage, Hugetlb, Memory, MemoryEntry, Pids, Stats, Throttling};
+pub use stats::{
+    Blkio, BlkioEntry, Cpu, CpuUsage, Hugetlb, Memory, MemoryEntry, Pids, Stats, Throttling,
+};

@@ -35,7 +35,7 @@ pub fn parse(raw: &[u8]) -> std::result::Result<Spec, String> {
     let spec: Spec = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path == "." { inner.to_string() } else { format!("{path}: {inner}") }
+        if path == "." || path == "?" { inner.to_string() } else { format!("{path}: {inner}") }
     })?;
     check(&spec)?;
     Ok(spec)
@@ -47,6 +47,9 @@ fn check(spec: &Spec) -> std::result::Result<(), String> {
     }
     if !spec.version().starts_with("1.") {
         return Err(format!("ociVersion: unsupported version {:?}", spec.version()));
+    }
+    if spec.root().is_none() {
+        return Err("missing field `root`".into());
     }
     let process = spec.process().as_ref().ok_or("missing field `process`")?;
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {

@@ -95,6 +95,7 @@ pub fn namespace_names(spec: &Spec) -> Vec<String> {
 }
 
 pub fn create(o: CreateOpts) -> Result<Pid> {
+    state::validate_id(&o.id)?;
     let bundle = config::load(&o.bundle)?;
     let spec = &bundle.spec;
     let plan = ns_plan(spec);

@@ -120,6 +120,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         crate::hooks::run_warn("poststop", Some(h), &c.state_json(Status::Stopped));
     }
     c.st.cgroup.destroy()?;
+    c.st.cgroup.remove_empty_parent(conductor_cgroups::DEFAULT_PARENT);
     c.dir.remove()
 }
 

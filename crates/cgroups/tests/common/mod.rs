@@ -54,9 +54,17 @@ pub struct TestCgroup {
 impl TestCgroup {
     pub fn new() -> TestCgroup {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!("conductor-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+        let name = format!(
+            "conductor-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
         let cg = Cgroup::new(Some(&name), &name).expect("resolve test cgroup");
-        let t = TestCgroup { cg, name, children: Vec::new() };
+        let t = TestCgroup {
+            cg,
+            name,
+            children: Vec::new(),
+        };
         t.cg.create().expect("create test cgroup");
         t
     }
@@ -66,13 +74,21 @@ impl TestCgroup {
         let mut child = spawn_helper(mode);
         let pid = child.id() as i32;
         self.cg.add_pid(pid).expect("add helper to cgroup");
-        child.stdin.as_mut().expect("stdin").write_all(b"g").expect("start helper");
+        child
+            .stdin
+            .as_mut()
+            .expect("stdin")
+            .write_all(b"g")
+            .expect("start helper");
         self.children.push(child);
         pid
     }
 
     pub fn child(&mut self, pid: i32) -> &mut Child {
-        self.children.iter_mut().find(|c| c.id() as i32 == pid).expect("our child")
+        self.children
+            .iter_mut()
+            .find(|c| c.id() as i32 == pid)
+            .expect("our child")
     }
 
     /// Wait for a helper to end on its own (or be killed), with a deadline.
@@ -83,7 +99,10 @@ impl TestCgroup {
             if let Some(status) = child.try_wait().expect("try_wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "helper {pid} did not exit within {timeout:?}");
+            assert!(
+                Instant::now() < deadline,
+                "helper {pid} did not exit within {timeout:?}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -96,12 +115,20 @@ impl TestCgroup {
     }
 
     pub fn dir(&self, controller: &str) -> PathBuf {
-        self.cg.paths().into_iter().find(|(k, _)| k.split(',').any(|c| c == controller)).map(|(_, p)| p).expect("controller dir")
+        self.cg
+            .paths()
+            .into_iter()
+            .find(|(k, _)| k.split(',').any(|c| c == controller))
+            .map(|(_, p)| p)
+            .expect("controller dir")
     }
 
     pub fn read(&self, controller: &str, file: &str) -> String {
         let path = self.dir(controller).join(file);
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())).trim().to_string()
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+            .trim()
+            .to_string()
     }
 }
 
@@ -121,12 +148,38 @@ impl Drop for TestCgroup {
 
 fn spawn_helper(mode: &str) -> Child {
     Command::new(std::env::current_exe().expect("current_exe"))
-        .args(["--exact", "helper_entry", "--nocapture", "--test-threads=1", "-q"])
+        .args([
+            "--exact",
+            "helper_entry",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
         .env(HELPER_ENV, mode)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .expect("spawn helper")
+}
+
+/// Poll `cond` every 10 ms until it holds; panic with `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Start a "hold" helper and wait until its 8 MiB are charged to the cgroup.
+pub fn spawn_holding(t: &mut TestCgroup) -> i32 {
+    let pid = t.spawn("hold");
+    wait_until("8 MiB charged", Duration::from_secs(5), || {
+        t.cg.stats()
+            .map(|s| s.memory.usage.usage >= 8 << 20)
+            .unwrap_or(false)
+    });
+    pid
 }
 
 pub fn killed_by(status: ExitStatus) -> Option<i32> {
@@ -190,10 +243,18 @@ pub mod helper {
         let mut kids = Vec::new();
         let mut code = 50;
         for _ in 0..20 {
-            match Command::new("/bin/sleep").arg("30").stdin(Stdio::null()).spawn() {
+            match Command::new("/bin/sleep")
+                .arg("30")
+                .stdin(Stdio::null())
+                .spawn()
+            {
                 Ok(k) => kids.push(k),
                 Err(e) => {
-                    code = if e.raw_os_error() == Some(libc::EAGAIN) { 100 + kids.len() as i32 } else { 1 };
+                    code = if e.raw_os_error() == Some(libc::EAGAIN) {
+                        100 + kids.len() as i32
+                    } else {
+                        1
+                    };
                     break;
                 }
             }
@@ -208,7 +269,10 @@ pub mod helper {
     /// Exit 0 if /dev/null opens and /dev/zero is refused with EPERM; 10 if both open;
     /// 11/12 for other outcomes.
     fn devices() -> i32 {
-        let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null");
+        let null = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null");
         let zero = std::fs::File::open("/dev/zero");
         match (null, zero) {
             (Ok(_), Err(e)) if e.raw_os_error() == Some(libc::EPERM) => 0,
