@@ -32,6 +32,10 @@ struct Cli {
     /// Accepted for runc compatibility.
     #[arg(long, global = true, hide = true)]
     criu: Option<String>,
+    /// Accepted for runc compatibility (go-runc passes --rootless=true|false|auto before the
+    /// command): cgroup permission errors are reported either way. Not global: `spec` has its own.
+    #[arg(long, hide = true)]
+    rootless: Option<String>,
     /// Print the version.
     #[arg(short = 'v', long)]
     version: bool,
@@ -95,6 +99,10 @@ enum Cmd {
         #[arg(default_value = "SIGTERM")]
         signal: String,
     },
+    /// Suspend every process of a running container.
+    Pause { id: String },
+    /// Resume a paused container.
+    Resume { id: String },
     /// Delete a container.
     Delete {
         #[arg(short, long)]
@@ -220,6 +228,8 @@ fn run(cli: Cli) -> Result<i32> {
             let sig = conductor_sys::signal::parse(&signal).with_context(|| format!("unknown signal {signal:?}"))?;
             conductor_runtime::kill(&root, &id, sig, all)?;
         }
+        Cmd::Pause { id } => conductor_runtime::lifecycle::pause(&root, &id)?,
+        Cmd::Resume { id } => conductor_runtime::lifecycle::resume(&root, &id)?,
         Cmd::Delete { force, id } => conductor_runtime::delete(&root, &id, force)?,
         Cmd::List { format, quiet } => list(&root, format, quiet)?,
         Cmd::Exec(e) => return exec(&root, e),
@@ -412,4 +422,24 @@ fn exec_process(root: &Path, e: &ExecArgs) -> Result<Process> {
         p.set_capabilities(Some(caps));
     }
     Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn runc_global_flags_as_go_runc_passes_them() {
+        let args = ["conductor-runtime", "--root", "/r", "--log", "/l", "--log-format", "json", "--rootless=false", "delete", "x"];
+        let cli = Cli::try_parse_from(args).unwrap();
+        assert!(matches!(cli.cmd, Some(Cmd::Delete { ref id, force: false }) if id == "x"));
+        let cli = Cli::try_parse_from(["conductor-runtime", "spec", "--rootless"]).unwrap();
+        assert!(matches!(cli.cmd, Some(Cmd::Spec { rootless: true, .. })));
+    }
 }

@@ -20,7 +20,7 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
     let dir = std::path::absolute(bundle).map_err(|e| Error::Invalid(format!("bundle {}: {e}", bundle.display())))?;
     let path = dir.join("config.json");
     let raw = std::fs::read(&path).map_err(|e| Error::Config { path: path.clone(), msg: e.to_string() })?;
-    let spec = parse(&raw).map_err(|msg| Error::Config { path: path.clone(), msg })?;
+    let spec = parse(&raw).and_then(|s| check_host(&s).map(|()| s)).map_err(|msg| Error::Config { path: path.clone(), msg })?;
     let root = spec.root().as_ref().ok_or_else(|| Error::Config { path: path.clone(), msg: "missing field `root`".into() })?;
     let rootfs = dir.join(root.path());
     if !rootfs.is_dir() {
@@ -35,7 +35,11 @@ pub fn parse(raw: &[u8]) -> std::result::Result<Spec, String> {
     let spec: Spec = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path == "." || path == "?" { inner.to_string() } else { format!("{path}: {inner}") }
+        if path == "." || path == "?" {
+            inner.to_string()
+        } else {
+            format!("{path}: {inner}")
+        }
     })?;
     check(&spec)?;
     Ok(spec)
@@ -82,11 +86,6 @@ fn check(spec: &Spec) -> std::result::Result<(), String> {
                 return Err(format!("linux.namespaces[{i}]: duplicate namespace {:?}", ns.typ()));
             }
             seen.push(ns.typ());
-            if let Some(p) = ns.path() {
-                if !p.exists() {
-                    return Err(format!("linux.namespaces[{i}].path: {} does not exist", p.display()));
-                }
-            }
         }
         let has_userns = seen.contains(&LinuxNamespaceType::User);
         if !has_userns && (linux.uid_mappings().is_some() || linux.gid_mappings().is_some()) {
@@ -98,8 +97,78 @@ fn check(spec: &Spec) -> std::result::Result<(), String> {
         if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !seen.contains(&LinuxNamespaceType::Uts) {
             return Err("hostname: needs a new uts namespace".into());
         }
+        if let Some(p) = linux.rootfs_propagation().as_deref().filter(|p| !p.is_empty()) {
+            if crate::init::propagation(p).is_none() {
+                return Err(format!("linux.rootfsPropagation: unknown value {p:?}"));
+            }
+        }
+        for key in linux.sysctl().iter().flatten().map(|(k, _)| k) {
+            check_sysctl(key, &seen)?;
+        }
     }
     Ok(())
+}
+
+/// Only sysctls that belong to a namespace the container has of its own may be set (runc's
+/// rule): anything else would change the host.
+fn check_sysctl(key: &str, namespaces: &[LinuxNamespaceType]) -> std::result::Result<(), String> {
+    let dotted = key.replace('/', ".");
+    let bad = |why: &str| Err(format!("linux.sysctl: {key:?} {why}"));
+    // An empty component also catches ".." in either spelling.
+    if dotted.split('.').any(str::is_empty) {
+        return bad("is not a valid name");
+    }
+    const IPC: [&str; 8] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if IPC.contains(&dotted.as_str()) || dotted.starts_with("fs.mqueue.") {
+        return if namespaces.contains(&LinuxNamespaceType::Ipc) { Ok(()) } else { bad("needs an ipc namespace") };
+    }
+    if dotted.starts_with("net.") {
+        return if namespaces.contains(&LinuxNamespaceType::Network) { Ok(()) } else { bad("needs a network namespace") };
+    }
+    match dotted.as_str() {
+        "kernel.domainname" if namespaces.contains(&LinuxNamespaceType::Uts) => Ok(()),
+        "kernel.hostname" => bad("conflicts with the hostname field"),
+        _ => bad("is not namespaced: it would change the host"),
+    }
+}
+
+/// Checks against the machine, at create time only (a saved config is re-read later, when a
+/// joined namespace may be gone): namespace paths exist, and net sysctls do not target the
+/// host's network namespace through a joined path.
+fn check_host(spec: &Spec) -> std::result::Result<(), String> {
+    let Some(linux) = spec.linux() else { return Ok(()) };
+    for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
+        let Some(p) = ns.path().as_ref().filter(|p| !p.as_os_str().is_empty()) else { continue };
+        if !p.exists() {
+            return Err(format!("linux.namespaces[{i}].path: {} does not exist", p.display()));
+        }
+        let net_sysctl = linux.sysctl().iter().flatten().find(|(k, _)| k.starts_with("net.") || k.starts_with("net/"));
+        if let (LinuxNamespaceType::Network, Some((k, _))) = (ns.typ(), net_sysctl) {
+            if same_file(p, Path::new("/proc/self/ns/net")) {
+                return Err(format!(
+                    "linux.sysctl: {k:?} would change the host: linux.namespaces[{i}].path is the host's network namespace"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
 }
 
 /// Filesystem types this kernel can mount (/proc/filesystems), plus what needs no module.
@@ -125,7 +194,7 @@ mod tests {
     }
 
     fn err(v: serde_json::Value) -> String {
-        parse(v.to_string().as_bytes()).err().expect("should fail")
+        parse(v.to_string().as_bytes()).expect_err("should fail")
     }
 
     #[test]
@@ -158,5 +227,30 @@ mod tests {
         let mut v = base();
         v["hostname"] = "h".into();
         assert!(err(v).starts_with("hostname: needs a new uts"));
+        let mut v = base();
+        v["linux"]["rootfsPropagation"] = "sideways".into();
+        assert!(err(v).starts_with("linux.rootfsPropagation: unknown value"));
+    }
+
+    #[test]
+    fn sysctls_must_be_namespaced() {
+        let with = |ns: &[&str], key: &str| {
+            let mut v = base();
+            v["linux"]["namespaces"] = ns.iter().map(|t| serde_json::json!({"type": t})).collect();
+            v["linux"]["sysctl"] = serde_json::json!({ key: "1" });
+            parse(v.to_string().as_bytes())
+        };
+        with(&["mount", "network"], "net.ipv4.ip_forward").unwrap();
+        with(&["mount", "network"], "net/ipv4/conf/eth0.100/forwarding").unwrap();
+        with(&["mount", "ipc"], "kernel.shm_rmid_forced").unwrap();
+        with(&["mount", "ipc"], "fs.mqueue.msg_max").unwrap();
+        with(&["mount", "uts"], "kernel.domainname").unwrap();
+        assert!(with(&["mount"], "net.ipv4.ip_forward").unwrap_err().contains("needs a network namespace"));
+        assert!(with(&["mount"], "kernel.sem").unwrap_err().contains("needs an ipc namespace"));
+        assert!(with(&["mount", "uts"], "kernel.hostname").unwrap_err().contains("conflicts"));
+        assert!(with(&["mount", "ipc", "network"], "kernel.pid_max")
+            .unwrap_err()
+            .starts_with("linux.sysctl: \"kernel.pid_max\" is not namespaced"));
+        assert!(with(&["mount", "network"], "net..x").is_err());
     }
 }

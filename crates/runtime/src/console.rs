@@ -25,6 +25,19 @@ pub fn attach(sock: &OwnedFd, size: Option<(u16, u16)>) -> Result<()> {
     Ok(())
 }
 
+/// Bind the terminal (now fd 0) over /dev/console, as runc does for a container's init: programs
+/// that write to the console reach the same pty.
+pub fn mount_console() -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let console = Path::new("/dev/console");
+    // O_NOCTTY: an existing console device must not become our controlling terminal.
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).truncate(false).write(true).mode(0o666).custom_flags(libc::O_NOCTTY);
+    opts.open(console).ctx(|| "create /dev/console".into())?;
+    conductor_sys::mount::mount(Some("/proc/self/fd/0"), console, None, nix::mount::MsFlags::MS_BIND, None, console)
+        .ctx(|| "bind the terminal over /dev/console".into())
+}
+
 /// Connect to a console socket path given by the caller (--console-socket).
 pub fn connect(path: &Path) -> Result<OwnedFd> {
     let s = std::os::unix::net::UnixStream::connect(path).ctx(|| format!("console socket {}", path.display()))?;

@@ -138,7 +138,7 @@ fn run_child(
     }
     let prog = process::resolve(process)?;
     let setgroups_allowed = !userns || std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() == "allow").unwrap_or(true);
-    process::finish_and_exec(&Finish { process, seccomp, preserve_fds, setgroups_allowed }, &prog)
+    process::finish_and_exec(&Finish { process, seccomp, preserve_fds, setgroups_allowed, reaper: false }, &prog)
 }
 
 /// Read a process.json given to `exec --process`.

@@ -16,6 +16,7 @@ mod hooks;
 mod init;
 pub mod lifecycle;
 mod process;
+pub mod reaper;
 pub mod seccomp;
 pub mod state;
 pub mod wait;

@@ -1,4 +1,5 @@
-//! `start`, `state`, `kill`, `delete`, `list`, `ps`: operations on an existing container.
+//! `start`, `state`, `kill`, `pause`, `resume`, `delete`, `list`, `ps`: operations on an existing
+//! container.
 
 use std::io::Write;
 use std::path::Path;
@@ -82,13 +83,42 @@ pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<()> {
     let c = Container::open(root, id)?;
     match c.status() {
         Status::Created | Status::Running | Status::Paused => {}
+        // Init is gone, but without a pid namespace of its own its children live on in the
+        // cgroup: containerd's shim kills them with `kill --all` (runc allows it too).
+        Status::Stopped if all => {}
+        // ESRCH, as kill(2) says: containerd's shim recognises "no such process" as "already
+        // exited" (a race with the exit, not a failure).
+        Status::Stopped => {
+            return Err(Error::Sys { what: format!("container {id:?} is stopped: cannot kill"), source: nix::errno::Errno::ESRCH })
+        }
         _ => return Err(c.wrong("kill", "created, running or paused")),
     }
     if all {
+        if !c.st.cgroup.exists() {
+            return Ok(());
+        }
         return Ok(c.st.cgroup.kill_all(signal)?);
     }
     let fd = c.init_pidfd()?;
     conductor_sys::process::pidfd_send_signal(&fd, signal).ctx(|| format!("signal {signal}"))
+}
+
+/// Freeze every process of a running container (the cgroup freezer): `status` reports paused.
+pub fn pause(root: &Path, id: &str) -> Result<()> {
+    let c = Container::open(root, id)?;
+    if c.status() != Status::Running {
+        return Err(c.wrong("pause", "running"));
+    }
+    Ok(c.st.cgroup.freeze()?)
+}
+
+/// Thaw a paused container.
+pub fn resume(root: &Path, id: &str) -> Result<()> {
+    let c = Container::open(root, id)?;
+    if c.status() != Status::Paused {
+        return Err(c.wrong("resume", "paused"));
+    }
+    Ok(c.st.cgroup.thaw()?)
 }
 
 /// Remove a container. Running ones need `force` (SIGKILL to all of it first); created ones are
@@ -112,7 +142,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         _ if force => {}
         _ => return Err(c.wrong("delete", "stopped (or use --force)")),
     }
-    if status != Status::Stopped {
+    if status == Status::Stopped {
+        kill_leftovers(&c)?;
+    } else {
         stop_all(&c)?;
     }
     let spec = c.spec().ok();
@@ -131,6 +163,24 @@ fn stop_all(c: &Container) -> Result<()> {
     if let Some(fd) = pidfd {
         let _ = conductor_sys::process::pidfd_send_signal(&fd, libc::SIGKILL);
         conductor_sys::process::pidfd_wait_exit(&fd, 10_000).ctx(|| "wait for init".into())?;
+    }
+    Ok(())
+}
+
+/// SIGKILL what init left in the cgroup (children of an init that shared a pid namespace):
+/// they would keep the cgroup busy and outlive the container.
+fn kill_leftovers(c: &Container) -> Result<()> {
+    let cg = &c.st.cgroup;
+    if !cg.exists() || cg.pids().map_or(true, |p| p.is_empty()) {
+        return Ok(());
+    }
+    cg.kill_all(libc::SIGKILL)?;
+    // They leave the cgroup as they exit; destroy retries briefly after that.
+    for _ in 0..200 {
+        if cg.pids().map_or(true, |p| p.is_empty()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
     Ok(())
 }

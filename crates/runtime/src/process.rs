@@ -29,7 +29,9 @@ pub fn resolve(p: &Process) -> Result<Program> {
         let base = if Path::new(name).is_absolute() { PathBuf::new() } else { p.cwd().clone() };
         let full = base.join(name);
         if !is_executable(&full) {
-            return Err(Error::Init(format!("exec: {name:?}: no such executable file")));
+            // runc's wording, which podman and docker turn into exit codes 127 and 126.
+            let why = if full.exists() { "permission denied" } else { "no such file or directory" };
+            return Err(Error::Init(format!("exec: {name:?}: no such executable file: {why}")));
         }
         full
     } else {
@@ -41,10 +43,41 @@ pub fn resolve(p: &Process) -> Result<Program> {
             .ok_or_else(|| Error::Init(format!("exec: {name:?}: executable file not found in $PATH")))?
     };
     let cs = |s: &str| CString::new(s).map_err(|_| Error::Invalid(format!("NUL byte in {s:?}")));
+    let mut envp: Vec<CString> = env.iter().map(|a| cs(a)).collect::<Result<_>>()?;
+    if !env.iter().any(|kv| kv.starts_with("HOME=")) {
+        // As runc: programs expect HOME; take it from the container's passwd.
+        envp.push(cs(&format!("HOME={}", home_of(p.user().uid())))?);
+    }
     Ok(Program {
         path: CString::new(path.into_os_string().into_encoded_bytes()).map_err(|_| Error::Invalid("NUL in path".into()))?,
         argv: args.iter().map(|a| cs(a)).collect::<Result<_>>()?,
-        envp: env.iter().map(|a| cs(a)).collect::<Result<_>>()?,
+        envp,
+    })
+}
+
+/// The home directory of `uid` in the container's /etc/passwd, "/" when it has none.
+fn home_of(uid: u32) -> String {
+    passwd_home(&read_passwd().unwrap_or_default(), uid).unwrap_or_else(|| "/".into())
+}
+
+/// /etc/passwd if it is a regular file: opened non-blocking, so a FIFO planted by the image
+/// cannot hang init, and read with a size cap.
+fn read_passwd() -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open("/etc/passwd").ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    f.take(1 << 20).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+fn passwd_home(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 7 && f[2].parse() == Ok(uid) && !f[5].is_empty()).then(|| f[5].to_string())
     })
 }
 
@@ -61,10 +94,20 @@ pub struct Finish<'a> {
     pub preserve_fds: i32,
     /// In a user namespace where setgroups is denied, supplementary groups cannot be set.
     pub setgroups_allowed: bool,
+    /// Stay as a minimal init (pid 1) and run the program as its child (see `reaper`).
+    pub reaper: bool,
 }
 
 /// Apply the process settings and execve. Returns only on error.
 pub fn finish_and_exec(f: &Finish, prog: &Program) -> Result<Infallible> {
+    prepare(f)?;
+    exec(f, prog)
+}
+
+/// Everything that can fail on the container's config, short of the exec: limits, fds, cwd,
+/// user, capabilities (and a seccomp filter without no_new_privs). Init does this before it
+/// reports ready, so that `create` fails on a bad setting (as runc does).
+pub fn prepare(f: &Finish) -> Result<()> {
     let p = f.process;
     for rl in p.rlimits().iter().flatten() {
         let name = serde_json::to_value(rl.typ()).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
@@ -90,8 +133,9 @@ pub fn finish_and_exec(f: &Finish, prog: &Program) -> Result<Infallible> {
         let _ = conductor_sys::fd::clear_cloexec(fd as RawFd);
     }
     nix::unistd::chdir(p.cwd()).ctx(|| format!("process.cwd {}", p.cwd().display()))?;
-    let cwd = nix::unistd::getcwd().ctx(|| "getcwd".into())?;
-    if !cwd.is_absolute() || cwd.starts_with("(unreachable)") {
+    // glibc's getcwd fails with ENOENT for a directory outside our root ("(unreachable)").
+    let outside = nix::unistd::getcwd().map_or(true, |cwd| !cwd.is_absolute() || cwd.starts_with("(unreachable)"));
+    if outside {
         return Err(Error::Init(format!("process.cwd {} resolves outside the container", p.cwd().display())));
     }
 
@@ -102,12 +146,23 @@ pub fn finish_and_exec(f: &Finish, prog: &Program) -> Result<Infallible> {
         // Without no_new_privs loading a filter needs CAP_SYS_ADMIN: do it before dropping caps.
         crate::seccomp::apply(s).map_err(|e| Error::Init(format!("linux.seccomp: {e}")))?;
     }
+    // The bounding set is dropped while init is still root with CAP_SETPCAP effective: a change
+    // to a non-zero uid clears the effective set (as runc orders it).
+    limit_bounding(p)?;
     set_user(p, f.setgroups_allowed)?;
-    set_caps(p)?;
-    if nnp {
+    set_caps(p)
+}
+
+/// After [`prepare`]: with no_new_privs the seccomp filter, as late as possible (fewer syscalls
+/// for profiles to allow), then execve. Returns only on error.
+pub fn exec(f: &Finish, prog: &Program) -> Result<Infallible> {
+    if f.process.no_new_privileges().unwrap_or(false) {
         if let Some(s) = f.seccomp {
             crate::seccomp::apply(s).map_err(|e| Error::Init(format!("linux.seccomp: {e}")))?;
         }
+    }
+    if f.reaper {
+        crate::reaper::fork_and_reap().ctx(|| "fork the program under the minimal init".into())?;
     }
     tracing::debug!(target: conductor_sys::EXPLAIN, step = "execve", path = ?prog.path, argv = ?prog.argv);
     let e = nix::unistd::execve(&prog.path, &prog.argv, &prog.envp).unwrap_err();
@@ -129,21 +184,36 @@ fn set_user(p: &Process, setgroups_allowed: bool) -> Result<()> {
     caps::keep_caps(false).ctx(|| "keep caps".into())
 }
 
+fn cap_set(s: &Option<Capabilities>) -> caps::Set {
+    caps::set_of(s.iter().flatten().filter_map(|c| caps::from_name(&c.to_string())))
+}
+
+/// No capabilities object means no capabilities at all.
+fn limit_bounding(p: &Process) -> Result<()> {
+    let keep = p.capabilities().as_ref().map_or(0, |c| cap_set(c.bounding()));
+    caps::limit_bounding(keep).ctx(|| "process.capabilities.bounding".into())
+}
+
 fn set_caps(p: &Process) -> Result<()> {
     let Some(c) = p.capabilities() else {
-        // No capabilities object: the process keeps none.
-        caps::limit_bounding(0).ctx(|| "bounding set".into())?;
         return caps::set(0, 0, 0).ctx(|| "capset".into());
     };
-    let set = |s: &Option<Capabilities>| -> caps::Set {
-        caps::set_of(s.iter().flatten().filter_map(|c| caps::from_name(&c.to_string())))
-    };
-    // The bounding set is dropped while we still hold CAP_SETPCAP (kept across setuid).
-    caps::limit_bounding(set(c.bounding())).ctx(|| "process.capabilities.bounding".into())?;
-    caps::set(set(c.effective()), set(c.permitted()), set(c.inheritable())).ctx(|| "process.capabilities".into())?;
-    let ambient = set(c.ambient());
+    caps::set(cap_set(c.effective()), cap_set(c.permitted()), cap_set(c.inheritable())).ctx(|| "process.capabilities".into())?;
+    let ambient = cap_set(c.ambient());
     if ambient != 0 {
         caps::raise_ambient(ambient).ctx(|| "process.capabilities.ambient".into())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn home_from_passwd() {
+        let pw = "root:x:0:0:root:/root:/bin/sh\nbad line\nweb:x:33:33::/var/www:/bin/false\nnohome:x:5:5:::/bin/sh\n";
+        assert_eq!(super::passwd_home(pw, 0).as_deref(), Some("/root"));
+        assert_eq!(super::passwd_home(pw, 33).as_deref(), Some("/var/www"));
+        assert_eq!(super::passwd_home(pw, 5), None);
+        assert_eq!(super::passwd_home(pw, 1000), None);
+    }
 }

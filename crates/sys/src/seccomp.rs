@@ -250,6 +250,11 @@ impl Arch {
         Some(table[i].1)
     }
 
+    /// Every syscall name this ABI's table knows (e.g. to turn a deny list into an allow list).
+    pub fn syscall_names(self) -> Vec<&'static str> {
+        self.table().into_iter().flatten().map(|(n, _)| *n).collect()
+    }
+
     /// Whether the compiler knows this arch's syscall numbers (otherwise it is only an arch
     /// check that leads to the default action).
     pub fn has_syscall_table(self) -> bool {

@@ -38,3 +38,23 @@ mod tests {
         assert_eq!(parse("SIGFOO"), None);
     }
 }
+
+extern "C" fn noop(_: libc::c_int) {}
+
+/// Give `signals` a do-nothing handler. A pid namespace's init only receives signals it has a
+/// handler for (SIG_DFL ones are dropped), even when it blocks them and reads a signalfd.
+pub fn catch(signals: &[nix::sys::signal::Signal]) -> nix::Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+    let act = SigAction::new(SigHandler::Handler(noop), SaFlags::SA_RESTART, SigSet::empty());
+    for s in signals {
+        // SAFETY: the handler is async-signal-safe (it does nothing).
+        unsafe { sigaction(*s, &act) }?;
+    }
+    Ok(())
+}
+
+/// Every signal that can be caught and forwarded (all but SIGKILL, SIGSTOP and SIGCHLD).
+pub fn forwardable() -> Vec<nix::sys::signal::Signal> {
+    use nix::sys::signal::Signal;
+    Signal::iterator().filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGCHLD)).collect()
+}

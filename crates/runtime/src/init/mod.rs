@@ -5,15 +5,17 @@ mod devices;
 mod mounts;
 mod rootfs;
 
+pub(crate) use mounts::propagation;
 
 use std::convert::Infallible;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Uid};
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, LinuxPersonalityDomain, Spec};
 
 use crate::channel::{Channel, Msg};
 use crate::error::{Context, Error, Result};
@@ -35,6 +37,10 @@ pub struct Init<'a> {
     pub new_cgroupns: bool,
 }
 
+/// Set once init reported Ready: from then on `create` has returned and nobody reads the channel
+/// (a send would still succeed: init holds a forked copy of the runtime's end).
+static READY: AtomicBool = AtomicBool::new(false);
+
 /// Entry point of the cloned child: never returns.
 pub fn main(init: Init) -> ! {
     conductor_sys::process::set_name("conductor:init");
@@ -43,7 +49,7 @@ pub fn main(init: Init) -> ! {
         Err(e) => e,
     };
     // Before Ready the runtime is listening; after it, only stderr is left.
-    if init.chan.send(&Msg::Error(err.to_string())).is_err() {
+    if READY.load(Ordering::SeqCst) || init.chan.send(&Msg::Error(err.to_string())).is_err() {
         eprintln!("conductor-runtime: {err}");
     }
     conductor_sys::process::exit_now(127)
@@ -55,10 +61,16 @@ fn run(init: &Init) -> Result<Infallible> {
         Some(Msg::Go(state)) => state,
         _ => conductor_sys::process::exit_now(1),
     };
+    // Opened while the runtime's state directory is reachable and init still has the host ids
+    // that own it (root of a new user namespace maps to another host uid). Read and write, so the
+    // open does not block; `start` writes one byte into it.
+    let fifo = nix::fcntl::open(&init.fifo, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()).ctx(|| "open exec fifo".into())?;
     if init.new_userns {
         // The runtime wrote our id maps: become root of the new user namespace.
-        nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).ctx(|| "setresgid(0) in user namespace".into())?;
-        nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).ctx(|| "setresuid(0) in user namespace".into())?;
+        nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+            .ctx(|| "setresgid(0) in user namespace".into())?;
+        nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+            .ctx(|| "setresuid(0) in user namespace".into())?;
     }
     if init.new_cgroupns {
         // After the runtime placed us in our cgroup, so that it becomes the namespace's root.
@@ -82,20 +94,36 @@ fn run(init: &Init) -> Result<Infallible> {
     }
     crate::hooks::run("createContainer", hooks.and_then(|h| h.create_container().as_ref()), state_json.as_bytes())?;
 
-    // Opened before pivot_root, while the runtime's state directory is still reachable. Read and
-    // write, so the open does not block; `start` writes one byte into it.
-    let fifo = nix::fcntl::open(&init.fifo, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()).ctx(|| "open exec fifo".into())?;
     rootfs::enter(&init.rootfs, init.no_pivot)?;
-    rootfs::finish(spec)?;
-    set_names(spec)?;
-    set_sysctls(spec)?;
     let proc = spec.process().as_ref().expect("checked by config");
+    rootfs::make_cwd(proc.cwd())?;
+    set_names(spec)?;
+    // Before finish: readonlyPaths makes /proc/sys read-only (runc's order too).
+    set_sysctls(spec)?;
     if proc.terminal().unwrap_or(false) {
         let sock = init.console.as_ref().ok_or_else(|| Error::Init("process.terminal needs a console socket".into()))?;
         crate::console::attach(sock, proc.console_size().map(|b| (b.height() as u16, b.width() as u16)))?;
+        // Before finish, which may make the root read-only.
+        crate::console::mount_console()?;
     }
+    rootfs::finish(spec)?;
+    // Last: readonly and masked paths are binds, which an unbindable root would refuse.
+    rootfs::apply_root_propagation(spec)?;
     let prog = process::resolve(proc)?;
+    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let finish = Finish {
+        process: proc,
+        seccomp,
+        preserve_fds: init.preserve_fds,
+        setgroups_allowed: !init.new_userns || setgroups_allowed(),
+        reaper: spec.annotations().as_ref().and_then(|a| a.get(crate::reaper::ANNOTATION)).is_some_and(|v| v == "true"),
+    };
+    set_personality(spec)?;
+    // User, capabilities and limits before Ready, so that `create` reports their errors; the
+    // startContainer hooks then run as the container's process would (as runc runs them).
+    process::prepare(&finish)?;
     init.chan.send(&Msg::Ready).ctx(|| "report ready".into())?;
+    READY.store(true, Ordering::SeqCst);
 
     let mut b = [0u8; 1];
     match nix::unistd::read(&fifo, &mut b) {
@@ -103,15 +131,25 @@ fn run(init: &Init) -> Result<Infallible> {
         _ => conductor_sys::process::exit_now(1),
     }
     drop(fifo);
-    crate::hooks::run("startContainer", hooks.and_then(|h| h.start_container().as_ref()), state_json.as_bytes())?;
-    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    let finish = Finish {
-        process: proc,
-        seccomp,
-        preserve_fds: init.preserve_fds,
-        setgroups_allowed: !init.new_userns || setgroups_allowed(),
+    let started = with_status(&state_json, "created");
+    crate::hooks::run("startContainer", hooks.and_then(|h| h.start_container().as_ref()), started.as_bytes())?;
+    process::exec(&finish, &prog)
+}
+
+const PER_LINUX32: libc::c_ulong = 0x0008;
+
+/// linux.personality: the execution domain the program sees (LINUX32: `uname -m` says i686).
+fn set_personality(spec: &Spec) -> Result<()> {
+    let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) else { return Ok(()) };
+    if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+        return Err(Error::Invalid("linux.personality.flags: not supported".into()));
+    }
+    let persona = match p.domain() {
+        LinuxPersonalityDomain::PerLinux => 0,
+        LinuxPersonalityDomain::PerLinux32 => PER_LINUX32,
     };
-    process::finish_and_exec(&finish, &prog)
+    tracing::debug!(target: conductor_sys::EXPLAIN, step = "personality", persona);
+    conductor_sys::process::set_personality(persona).ctx(|| "linux.personality".into())
 }
 
 fn set_names(spec: &Spec) -> Result<()> {
@@ -134,13 +172,26 @@ fn set_names(spec: &Spec) -> Result<()> {
 
 fn set_sysctls(spec: &Spec) -> Result<()> {
     for (k, v) in spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()).into_iter().flatten() {
-        if k.contains("..") || k.contains('/') && k.contains('.') {
+        if k.contains("..") {
             return Err(Error::Invalid(format!("linux.sysctl: bad key {k:?}")));
         }
-        let path = format!("/proc/sys/{}", k.replace('.', "/"));
+        // "a/b.c/d" names a path as is (dots can be part of a name, as in eth0.100).
+        let rel = if k.contains('/') { k.clone() } else { k.replace('.', "/") };
+        let path = format!("/proc/sys/{rel}");
         conductor_sys::procfs::write(&path, v).ctx(|| format!("linux.sysctl {k}"))?;
     }
     Ok(())
+}
+
+/// The state JSON with another status: startContainer hooks run once create is done (as runc).
+fn with_status(state_json: &str, status: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(state_json) {
+        Ok(mut v) => {
+            v["status"] = status.into();
+            v.to_string()
+        }
+        Err(_) => state_json.to_string(),
+    }
 }
 
 /// In a user namespace, setgroups(2) works only if /proc/self/setgroups says "allow".

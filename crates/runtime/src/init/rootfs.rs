@@ -13,15 +13,26 @@ use oci_spec::runtime::{Mount, Spec};
 use super::mounts::{propagation, Options};
 use crate::error::{Context, Error, Result};
 
+/// linux.rootfsPropagation as mount flags; None when not set.
+fn root_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
+    match spec.linux().as_ref().and_then(|l| l.rootfs_propagation().as_deref()) {
+        None | Some("") => Ok(None),
+        Some(p) => {
+            propagation(p).map(Some).ok_or_else(|| Error::Invalid(format!("linux.rootfsPropagation: unknown value {p:?}")))
+        }
+    }
+}
+
 /// Everything before pivot_root.
 pub fn prepare(spec: &Spec, rootfs: &Path, in_userns: bool) -> Result<()> {
-    let linux = spec.linux().as_ref();
-    let prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        None | Some("") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        Some(p) => propagation(p).ok_or_else(|| Error::Invalid(format!("linux.rootfsPropagation: unknown value {p:?}")))?,
-    };
+    if let Some(label) = spec.linux().as_ref().and_then(|l| l.mount_label().as_deref()).filter(|l| !l.is_empty()) {
+        tracing::warn!("linux.mountLabel {label:?} ignored: SELinux is not enabled on this host");
+    }
+    let prop = root_propagation(spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     // Stop our mounts from reaching the host (and, with rslave, still see host unmounts).
     m::mount(None, Path::new("/"), None, prop, None, Path::new("/")).ctx(|| "make / propagation".into())?;
+    // pivot_root refuses a shared parent, and the rootfs bind must not propagate anywhere.
+    parent_mount_private(rootfs)?;
     // pivot_root needs the new root to be a mount point.
     m::mount(Some(&rootfs.to_string_lossy()), rootfs, None, MsFlags::MS_BIND | MsFlags::MS_REC, None, rootfs)
         .ctx(|| format!("bind rootfs {}", rootfs.display()))?;
@@ -33,11 +44,28 @@ pub fn prepare(spec: &Spec, rootfs: &Path, in_userns: bool) -> Result<()> {
     }
     let dev_bound = mounts.iter().any(|mt| mt.destination() == Path::new("/dev") && is_bind(mt));
     super::devices::create(&root, spec, dev_bound, in_userns)?;
-    // Keep the rootfs's own propagation private if asked: applied after the mounts so they follow.
-    if prop.contains(MsFlags::MS_SHARED) || prop.contains(MsFlags::MS_PRIVATE) {
-        m::mount(None, rootfs, None, prop, None, Path::new("/")).ctx(|| "rootfs propagation".into())?;
-    }
     Ok(())
+}
+
+/// Make the mount that holds `path` private: MS_PRIVATE on each ancestor until one is a mount
+/// point (EINVAL means "not a mount point", as runc walks it).
+fn parent_mount_private(path: &Path) -> Result<()> {
+    let mut p = path;
+    loop {
+        match m::mount(None, p, None, MsFlags::MS_PRIVATE, None, p) {
+            Err(Errno::EINVAL) if p != Path::new("/") => p = p.parent().unwrap_or(Path::new("/")),
+            r => return r.ctx(|| format!("make parent mount of {} private", path.display())),
+        }
+    }
+}
+
+/// After pivot_root: an explicit linux.rootfsPropagation applies to the new root (before it, a
+/// shared new root makes pivot_root fail).
+pub fn apply_root_propagation(spec: &Spec) -> Result<()> {
+    match root_propagation(spec)? {
+        Some(prop) => m::mount(None, Path::new("/"), None, prop, None, Path::new("/")).ctx(|| "linux.rootfsPropagation".into()),
+        None => Ok(()),
+    }
 }
 
 fn is_bind(mt: &Mount) -> bool {
@@ -59,7 +87,8 @@ fn mount_one(root: &OwnedFd, mnt: &Mount, in_userns: bool) -> std::result::Resul
         (Some(src), true) if !Path::new(src).is_dir() => Leaf::File,
         _ => Leaf::Dir,
     };
-    let target = m::ensure_in_root(root, dest, leaf, Mode::from_bits_truncate(0o755)).map_err(|e| format!("create mount point: {e}"))?;
+    let target =
+        m::ensure_in_root(root, dest, leaf, Mode::from_bits_truncate(0o755)).map_err(|e| format!("create mount point: {e}"))?;
     let tpath = m::fd_path(&target);
     if bind {
         let src = source.ok_or("bind mount without source")?;
@@ -81,7 +110,8 @@ fn mount_one(root: &OwnedFd, mnt: &Mount, in_userns: bool) -> std::result::Resul
         match m::mount(Some(&src), &tpath, Some(typ), opts.flags, data.as_deref(), shown) {
             // sysfs needs a network namespace we own; without one, expose the host's read-only.
             Err(Errno::EPERM) if typ == "sysfs" && in_userns => {
-                m::mount(Some("/sys"), &tpath, None, MsFlags::MS_BIND | MsFlags::MS_REC, None, shown).map_err(|e| e.to_string())?;
+                m::mount(Some("/sys"), &tpath, None, MsFlags::MS_BIND | MsFlags::MS_REC, None, shown)
+                    .map_err(|e| e.to_string())?;
             }
             r => r.map_err(|e| format!("mount {typ}: {e}"))?,
         }
@@ -100,7 +130,8 @@ fn mount_cgroup(root: &OwnedFd, dest: &Path, opts: &Options) -> Result<()> {
     // Each mount point's fd must stay open while its /proc/self/fd path is used.
     let mut held: Vec<OwnedFd> = Vec::new();
     let mut at = |p: &Path| -> Result<PathBuf> {
-        let fd = m::ensure_in_root(root, p, Leaf::Dir, Mode::from_bits_truncate(0o755)).ctx(|| format!("mkdir {}", p.display()))?;
+        let fd =
+            m::ensure_in_root(root, p, Leaf::Dir, Mode::from_bits_truncate(0o755)).ctx(|| format!("mkdir {}", p.display()))?;
         let path = m::fd_path(&fd);
         held.push(fd);
         Ok(path)
@@ -123,7 +154,8 @@ fn mount_cgroup(root: &OwnedFd, dest: &Path, opts: &Options) -> Result<()> {
             }
             if !ro.is_empty() {
                 let p = at(dest)?;
-                m::mount(None, &p, None, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | flags, None, dest).ctx(|| "remount cgroup tmpfs ro".into())?;
+                m::mount(None, &p, None, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | flags, None, dest)
+                    .ctx(|| "remount cgroup tmpfs ro".into())?;
             }
         }
     }
@@ -137,6 +169,12 @@ pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
     } else {
         m::pivot_root(rootfs).ctx(|| format!("pivot_root {}", rootfs.display()))
     }
+}
+
+/// A missing process.cwd is created (as runc does), before the root may turn read-only. After
+/// pivot_root every path, symlinks included, resolves inside the container.
+pub fn make_cwd(cwd: &Path) -> Result<()> {
+    std::fs::create_dir_all(cwd).ctx(|| format!("process.cwd {}", cwd.display()))
 }
 
 /// After pivot_root: read-only and masked paths, then a read-only root if asked.

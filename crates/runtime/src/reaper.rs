@@ -1,0 +1,56 @@
+//! A minimal init kept as pid 1 of the container (the engine's `--init`, like tini but built
+//! in): it forks the program, forwards every signal it receives to it, reaps orphans, and exits
+//! with the program's status. Programs that ignore SIGTERM as pid 1 then stop promptly.
+
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use conductor_sys::process::{clone3, CloneArgs, Forked};
+
+/// The annotation that asks for it.
+pub const ANNOTATION: &str = "io.conductor.init";
+
+/// Fork: the child returns (and goes on to execve), the parent never returns.
+pub fn fork_and_reap() -> nix::Result<()> {
+    let forwarded = conductor_sys::signal::forwardable();
+    let mut mask = SigSet::empty();
+    for s in &forwarded {
+        mask.add(*s);
+    }
+    mask.add(Signal::SIGCHLD);
+    // Blocked before the fork so no signal is lost; the child unblocks before execve.
+    mask.thread_block()?;
+    match clone3(&CloneArgs::default())? {
+        Forked::Child => {
+            mask.thread_unblock()?;
+            Ok(())
+        }
+        Forked::Parent(child) => {
+            conductor_sys::process::set_name("conductor-init");
+            let _ = conductor_sys::signal::catch(&forwarded);
+            let code = reap_loop(child, &mask);
+            conductor_sys::process::exit_now(code)
+        }
+    }
+}
+
+fn reap_loop(child: Pid, mask: &SigSet) -> i32 {
+    let Ok(sfd) = SignalFd::with_flags(mask, SfdFlags::SFD_CLOEXEC) else { return 255 };
+    loop {
+        let Ok(Some(si)) = sfd.read_signal() else { continue };
+        let Ok(sig) = Signal::try_from(si.ssi_signo as i32) else { continue };
+        if sig != Signal::SIGCHLD {
+            let _ = nix::sys::signal::kill(child, sig);
+            continue;
+        }
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(ws) if ws.pid() == Some(child) => return crate::wait::exit_code(ws).unwrap_or(255),
+                Ok(_) => {}
+            }
+        }
+    }
+}
