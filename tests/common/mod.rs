@@ -8,6 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{json, Value};
 
+pub mod host;
+pub mod engine;
+pub mod image;
+
 /// Skip (return true) when not root: these tests need real namespaces, mounts and cgroups.
 pub fn skip_unless_root() -> bool {
     if nix::unistd::geteuid().is_root() {
@@ -99,7 +103,8 @@ impl Sandbox {
 
     /// Assert nothing of the sandbox's containers remains: state dirs, mounts, cgroups, processes.
     pub fn assert_clean(&self) {
-        let left: Vec<_> = std::fs::read_dir(&self.root).map(|r| r.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+        let left: Vec<_> =
+            std::fs::read_dir(&self.root).map(|r| r.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
         assert!(left.is_empty(), "state left behind: {left:?}");
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         let dir = self.dir.to_string_lossy();
@@ -194,4 +199,108 @@ pub fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     false
+}
+
+/// Run `cfg` in the foreground as a fresh container of the sandbox (bundle named after its id).
+pub fn run_config(sb: &mut Sandbox, cfg: &Value) -> Output {
+    let id = sb.id("c");
+    let b = sb.bundle(&id, cfg);
+    sb.rt(&["run", "--bundle", b.to_str().unwrap(), &id])
+}
+
+/// Like `run_config` but asserts exit 0 and returns stdout.
+pub fn run_ok(sb: &mut Sandbox, cfg: &Value) -> String {
+    let o = run_config(sb, cfg);
+    assert!(o.status.success(), "run failed ({:?}): stdout {:?} stderr {:?}", o.status, stdout(&o), stderr(&o));
+    stdout(&o)
+}
+
+/// The default config running `script` with sh -c.
+pub fn sh(script: &str) -> Value {
+    config(&["sh", "-c", script])
+}
+
+/// One line of /proc/self/mountinfo.
+#[derive(Debug, Clone)]
+pub struct MountEntry {
+    pub point: String,
+    /// Per-mount options ("rw,nosuid,...").
+    pub opts: Vec<String>,
+    /// Optional fields ("shared:4", "master:2", "unbindable").
+    pub optional: Vec<String>,
+    pub fstype: String,
+    pub source: String,
+    pub super_opts: Vec<String>,
+}
+
+impl MountEntry {
+    pub fn has(&self, opt: &str) -> bool {
+        self.opts.iter().any(|o| o == opt)
+    }
+    pub fn super_has(&self, opt: &str) -> bool {
+        self.super_opts.iter().any(|o| o == opt)
+    }
+    /// The optional field starting with `tag` ("shared", "master").
+    pub fn tagged(&self, tag: &str) -> Option<&str> {
+        self.optional.iter().find(|o| o.starts_with(tag)).map(String::as_str)
+    }
+}
+
+pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
+    text.lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let pre: Vec<&str> = pre.split(' ').collect();
+            let post: Vec<&str> = post.split(' ').collect();
+            let split = |s: &str| s.split(',').map(String::from).collect::<Vec<_>>();
+            Some(MountEntry {
+                point: pre.get(4)?.to_string(),
+                opts: split(pre.get(5)?),
+                optional: pre[6..].iter().map(|s| s.to_string()).collect(),
+                fstype: post.first()?.to_string(),
+                source: post.get(1)?.to_string(),
+                super_opts: split(post.get(2).unwrap_or(&"")),
+            })
+        })
+        .collect()
+}
+
+/// The top-most mount at `point` in mountinfo `text`.
+pub fn mount_at(text: &str, point: &str) -> Option<MountEntry> {
+    parse_mountinfo(text).into_iter().rfind(|m| m.point == point)
+}
+
+/// Receive one fd sent with SCM_RIGHTS on a unix stream (the console socket protocol).
+pub fn recv_fd(sock: &std::os::unix::net::UnixStream) -> std::os::fd::OwnedFd {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+    let mut buf = [0u8; 1024];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).expect("recvmsg");
+    let fd = msg
+        .cmsgs()
+        .expect("cmsgs")
+        .find_map(|c| match c {
+            ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+            _ => None,
+        })
+        .expect("no fd in the console socket message");
+    // SAFETY: the fd arrived with the message and is ours.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+/// Run `cfg` in an existing bundle (its config.json replaced) as a fresh container: saves
+/// building another rootfs when a test runs several configs.
+pub fn run_in(sb: &mut Sandbox, bundle: &Path, cfg: &Value) -> Output {
+    std::fs::write(bundle.join("config.json"), serde_json::to_vec_pretty(cfg).unwrap()).unwrap();
+    let id = sb.id("c");
+    sb.rt(&["run", "--bundle", bundle.to_str().unwrap(), &id])
+}
+
+/// Like `run_in` but asserts exit 0 and returns stdout.
+pub fn run_in_ok(sb: &mut Sandbox, bundle: &Path, cfg: &Value) -> String {
+    let o = run_in(sb, bundle, cfg);
+    assert!(o.status.success(), "run failed ({:?}): stdout {:?} stderr {:?}", o.status, stdout(&o), stderr(&o));
+    stdout(&o)
 }
