@@ -915,3 +915,59 @@ fn apparmor_and_selinux_accepted_with_warning() {
     assert!(e.contains("apparmorProfile") && e.contains("selinuxLabel") && e.contains("mountLabel"), "{e}");
     sb.assert_clean();
 }
+
+/// SCMP_ACT_NOTIFY: the listener fd reaches the agent at listenerPath with the container's
+/// state, and the agent's answer is what the container's syscall returns.
+#[test]
+fn seccomp_notify_hands_the_listener_to_the_agent() {
+    if skip_unless_root() {
+        return;
+    }
+    use std::os::fd::AsFd;
+    let mut sb = Sandbox::new("notify");
+    let sock_path = sb.dir.join("agent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+    let agent = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let (fd, data) = conductor_sys::pty::recv_fd(&conn).unwrap();
+        let hello: Value = serde_json::from_slice(&data).unwrap();
+        let req = conductor_sys::seccomp::notify_receive(fd.as_fd()).unwrap();
+        conductor_sys::seccomp::notify_respond(fd.as_fd(), req.id, conductor_sys::seccomp::NotifyResponse::Errno(libc::EACCES)).unwrap();
+        hello
+    });
+    let mut cfg = sh("mkdir /x 2>&1; echo rc=$?");
+    cfg["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock_path,
+        "listenerMetadata": "meta-1",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    let out = run_ok(&mut sb, &cfg);
+    assert!(out.contains("Permission denied") && out.contains("rc=1"), "{out}");
+    let hello = agent.join().unwrap();
+    assert_eq!(hello["fds"], json!(["seccompFd"]));
+    assert_eq!(hello["metadata"], "meta-1");
+    assert!(hello["state"]["id"].as_str().unwrap().starts_with('t'));
+    sb.assert_clean();
+}
+
+/// /sys/fs/cgroup inside shows the container's own cgroup, with and without a cgroup namespace
+/// (without one, a fresh cgroup mount would show the host's whole tree).
+#[test]
+fn cgroup_mount_shows_the_containers_own_cgroup() {
+    if skip_unless_root() {
+        return;
+    }
+    let mut sb = Sandbox::new("cgview");
+    for cgroupns in [true, false] {
+        let mut cfg = sh("cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max");
+        cfg["linux"]["resources"]["memory"] = json!({"limit": 64 << 20});
+        if !cgroupns {
+            let ns: Vec<Value> = cfg["linux"]["namespaces"].as_array().unwrap().iter().filter(|n| n["type"] != "cgroup").cloned().collect();
+            cfg["linux"]["namespaces"] = json!(ns);
+        }
+        let out = run_ok(&mut sb, &cfg);
+        assert_eq!(out.trim(), (64u64 << 20).to_string(), "cgroupns={cgroupns}");
+    }
+    sb.assert_clean();
+}

@@ -146,6 +146,7 @@ pub fn create(o: CreateOpts) -> Result<Pid> {
         preserve_fds: o.preserve_fds,
         new_userns,
         new_cgroupns: plan.new.contains(CloneFlags::CLONE_NEWCGROUP),
+        cgroup: &cgroup,
     };
     let pid = spawn_init(&plan, args, &parent)?;
     undo.child = Some(pid);

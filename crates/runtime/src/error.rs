@@ -16,19 +16,32 @@ pub enum Error {
     Config { path: PathBuf, msg: String },
     #[error("{0}")]
     Invalid(String),
-    #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
-    #[error("{what}: {source}")]
-    Sys { what: String, source: nix::Error },
+    // The cause is part of the message, not a `source`: printed once, on one line.
+    #[error("{what}: {err}")]
+    Io { what: String, err: std::io::Error },
+    #[error("{what}: {err}")]
+    Sys { what: String, err: nix::Error },
     #[error("cgroup: {0}")]
     Cgroup(#[from] conductor_cgroups::Error),
     #[error("container init: {0}")]
     Init(String),
+    #[error("exec: {0}")]
+    Exec(String),
     #[error("hook {kind} {path}: {msg}")]
     Hook { kind: &'static str, path: String, msg: String },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// The text a container process sends back to the runtime, which adds its own prefix.
+    pub fn report(&self) -> String {
+        match self {
+            Error::Init(m) | Error::Exec(m) => m.clone(),
+            e => e.to_string(),
+        }
+    }
+}
 
 /// Attach a description of the step to a low-level error.
 pub trait Context<T> {
@@ -37,12 +50,12 @@ pub trait Context<T> {
 
 impl<T> Context<T> for std::result::Result<T, std::io::Error> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Io { what: what(), source })
+        self.map_err(|err| Error::Io { what: what(), err })
     }
 }
 
 impl<T> Context<T> for std::result::Result<T, nix::Error> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Sys { what: what(), source })
+        self.map_err(|err| Error::Sys { what: what(), err })
     }
 }

@@ -62,7 +62,7 @@ pub fn exec(o: ExecOpts) -> Result<Pid> {
             match res {
                 Ok(Forked::Child) => {
                     let err = run_child(&child, &o.process, seccomp.as_ref(), console, o.preserve_fds, userns).unwrap_err();
-                    if child.send(&Msg::Error(err.to_string())).is_err() {
+                    if child.send(&Msg::Error(err.report())).is_err() {
                         eprintln!("conductor-runtime exec: {err}");
                     }
                     conductor_sys::process::exit_now(127)
@@ -83,8 +83,8 @@ pub fn exec(o: ExecOpts) -> Result<Pid> {
             let _ = nix::sys::wait::waitpid(mid, None);
             match msg? {
                 Some(Msg::Pid(p)) => Pid::from_raw(p),
-                Some(Msg::Error(e)) => return Err(Error::Init(e)),
-                _ => return Err(Error::Init("exec: joining the container failed".into())),
+                Some(Msg::Error(e)) => return Err(Error::Exec(e)),
+                _ => return Err(Error::Exec("joining the container failed".into())),
             }
         }
     };
@@ -101,8 +101,8 @@ pub fn exec(o: ExecOpts) -> Result<Pid> {
         // The channel is close-on-exec: EOF means execve succeeded.
         match parent.recv().ctx(|| "wait for exec".into())? {
             None => Ok(()),
-            Some(Msg::Error(e)) => Err(Error::Init(e)),
-            Some(m) => Err(Error::Init(format!("exec: unexpected message {m:?}"))),
+            Some(Msg::Error(e)) => Err(Error::Exec(e)),
+            Some(m) => Err(Error::Exec(format!("unexpected message {m:?}"))),
         }
     })();
     if let Err(e) = res {
@@ -138,7 +138,7 @@ fn run_child(
     }
     let prog = process::resolve(process)?;
     let setgroups_allowed = !userns || std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() == "allow").unwrap_or(true);
-    process::finish_and_exec(&Finish { process, seccomp, preserve_fds, setgroups_allowed, reaper: false }, &prog)
+    process::finish_and_exec(&Finish { process, seccomp, preserve_fds, setgroups_allowed, reaper: false, notify: None }, &prog)
 }
 
 /// Read a process.json given to `exec --process`.

@@ -73,9 +73,25 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     std::fs::File::from(f).write_all(b"0").ctx(|| "write exec fifo".into())?;
     std::fs::remove_file(&fifo).ctx(|| "remove exec fifo".into())?;
     let spec = c.spec()?;
-    let hooks = spec.hooks().as_ref().and_then(|h| h.poststart().as_ref());
-    crate::hooks::run_warn("poststart", hooks, &c.state_json(Status::Running));
+    if let Some(hooks) = spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
+        // poststart hooks run after the program started: wait for init's execve.
+        wait_exec(Pid::from_raw(c.st.pid), c.st.pid_start);
+        crate::hooks::run_warn("poststart", Some(hooks), &c.state_json(Status::Running));
+    }
     Ok(())
+}
+
+/// Wait (bounded) until init has replaced itself with the program: its name changes from the
+/// one init gives itself, or it is gone.
+fn wait_exec(pid: Pid, start: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline && conductor_sys::process::is_alive(pid, Some(start)) {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim_end() != crate::init::NAME {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
 
 /// Send `signal` to init, or with `all` to every process of the container.
@@ -89,7 +105,7 @@ pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<()> {
         // ESRCH, as kill(2) says: containerd's shim recognises "no such process" as "already
         // exited" (a race with the exit, not a failure).
         Status::Stopped => {
-            return Err(Error::Sys { what: format!("container {id:?} is stopped: cannot kill"), source: nix::errno::Errno::ESRCH })
+            return Err(Error::Sys { what: format!("container {id:?} is stopped: cannot kill"), err: nix::errno::Errno::ESRCH })
         }
         _ => return Err(c.wrong("kill", "created, running or paused")),
     }

@@ -96,6 +96,28 @@ pub struct Finish<'a> {
     pub setgroups_allowed: bool,
     /// Stay as a minimal init (pid 1) and run the program as its child (see `reaper`).
     pub reaper: bool,
+    /// Where the seccomp-notify listener goes, for a profile with SCMP_ACT_NOTIFY.
+    pub notify: Option<&'a Notify>,
+}
+
+/// A socket to the seccomp agent's listenerPath, connected while the host path was reachable,
+/// and what to tell the agent.
+pub struct Notify {
+    pub sock: std::os::unix::net::UnixStream,
+    pub state: String,
+    pub metadata: String,
+}
+
+/// Load the seccomp filter, if any, and hand a notify listener to the agent.
+fn load_seccomp(f: &Finish) -> Result<()> {
+    let Some(s) = f.seccomp else { return Ok(()) };
+    let listener = crate::seccomp::apply(s).map_err(|e| Error::Init(format!("linux.seccomp: {e}")))?;
+    if let (Some(fd), Some(n)) = (listener, f.notify) {
+        use std::os::fd::AsFd;
+        crate::seccomp::send_listener_on(&n.sock, fd.as_fd(), n.state.as_bytes(), &n.metadata)
+            .map_err(|e| Error::Init(format!("linux.seccomp.listenerPath: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Apply the process settings and execve. Returns only on error.
@@ -142,9 +164,9 @@ pub fn prepare(f: &Finish) -> Result<()> {
     let nnp = p.no_new_privileges().unwrap_or(false);
     if nnp {
         conductor_sys::process::set_no_new_privs().ctx(|| "no_new_privs".into())?;
-    } else if let Some(s) = f.seccomp {
+    } else {
         // Without no_new_privs loading a filter needs CAP_SYS_ADMIN: do it before dropping caps.
-        crate::seccomp::apply(s).map_err(|e| Error::Init(format!("linux.seccomp: {e}")))?;
+        load_seccomp(f)?;
     }
     // The bounding set is dropped while init is still root with CAP_SETPCAP effective: a change
     // to a non-zero uid clears the effective set (as runc orders it).
@@ -157,9 +179,7 @@ pub fn prepare(f: &Finish) -> Result<()> {
 /// for profiles to allow), then execve. Returns only on error.
 pub fn exec(f: &Finish, prog: &Program) -> Result<Infallible> {
     if f.process.no_new_privileges().unwrap_or(false) {
-        if let Some(s) = f.seccomp {
-            crate::seccomp::apply(s).map_err(|e| Error::Init(format!("linux.seccomp: {e}")))?;
-        }
+        load_seccomp(f)?;
     }
     if f.reaper {
         crate::reaper::fork_and_reap().ctx(|| "fork the program under the minimal init".into())?;

@@ -313,6 +313,17 @@ pub fn send_listener(
     state_json: &[u8],
     metadata: &str,
 ) -> Result<(), Error> {
+    let bytes = listener_message(state_json, metadata)?;
+    let err = |source: io::Error| Error::Listener {
+        path: listener_path.to_path_buf(),
+        source,
+    };
+    let stream = UnixStream::connect(listener_path).map_err(err)?;
+    send_message(&stream, fd, &bytes).map_err(err)
+}
+
+/// The runtime-spec `ContainerProcessState` message.
+fn listener_message(state_json: &[u8], metadata: &str) -> Result<Vec<u8>, Error> {
     let state: Value = serde_json::from_slice(state_json).map_err(Error::State)?;
     let mut message = serde_json::json!({
         "ociVersion": state.get("ociVersion").cloned().unwrap_or(Value::String(oci_spec::runtime::VERSION.into())),
@@ -323,24 +334,32 @@ pub fn send_listener(
     if !metadata.is_empty() {
         message["metadata"] = Value::String(metadata.to_string());
     }
-    let bytes = serde_json::to_vec(&message).map_err(Error::State)?;
+    serde_json::to_vec(&message).map_err(Error::State)
+}
 
-    let err = |source: io::Error| Error::Listener {
-        path: listener_path.to_path_buf(),
-        source,
-    };
-    let mut stream = UnixStream::connect(listener_path).map_err(err)?;
+/// Like [`send_listener`] over an already connected socket (init connects before pivot_root,
+/// while the host path is still reachable, and sends once the filter is loaded).
+pub fn send_listener_on(
+    stream: &UnixStream,
+    fd: BorrowedFd<'_>,
+    state_json: &[u8],
+    metadata: &str,
+) -> Result<(), Error> {
+    let bytes = listener_message(state_json, metadata)?;
+    send_message(stream, fd, &bytes).map_err(|source| Error::Listener { path: "(connected socket)".into(), source })
+}
+
+fn send_message(mut stream: &UnixStream, fd: BorrowedFd<'_>, bytes: &[u8]) -> io::Result<()> {
     let fds = [fd.as_raw_fd()];
     let sent = sendmsg::<()>(
         stream.as_raw_fd(),
-        &[IoSlice::new(&bytes)],
+        &[IoSlice::new(bytes)],
         &[ControlMessage::ScmRights(&fds)],
         MsgFlags::MSG_NOSIGNAL,
         None,
-    )
-    .map_err(|e| err(e.into()))?;
+    )?;
     // A stream socket may take less than all; the fd travelled with the first part.
-    stream.write_all(&bytes[sent..]).map_err(err)
+    stream.write_all(&bytes[sent..])
 }
 
 #[cfg(test)]

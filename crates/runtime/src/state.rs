@@ -124,7 +124,7 @@ impl Dir {
         match std::fs::create_dir(&dir.path) {
             Ok(()) => Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Exists(id.into())),
-            Err(e) => Err(Error::Io { what: format!("create {}", dir.path.display()), source: e }),
+            Err(e) => Err(Error::Io { what: format!("create {}", dir.path.display()), err: e }),
         }
     }
 
@@ -156,13 +156,13 @@ impl Dir {
     pub fn lock(&self) -> Result<nix::fcntl::Flock<File>> {
         let f = File::open(&self.path).ctx(|| format!("open {}", self.path.display()))?;
         nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| Error::Sys { what: "lock container".into(), source: e })
+            .map_err(|(_, e)| Error::Sys { what: "lock container".into(), err: e })
     }
 
     pub fn remove(&self) -> Result<()> {
         match std::fs::remove_dir_all(&self.path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(Error::Io { what: format!("remove {}", self.path.display()), source: e })
+                Err(Error::Io { what: format!("remove {}", self.path.display()), err: e })
             }
             _ => Ok(()),
         }

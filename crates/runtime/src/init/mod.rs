@@ -35,21 +35,25 @@ pub struct Init<'a> {
     pub preserve_fds: i32,
     pub new_userns: bool,
     pub new_cgroupns: bool,
+    pub cgroup: &'a conductor_cgroups::Cgroup,
 }
 
 /// Set once init reported Ready: from then on `create` has returned and nobody reads the channel
 /// (a send would still succeed: init holds a forked copy of the runtime's end).
 static READY: AtomicBool = AtomicBool::new(false);
 
+/// The process name init has until it execs the program.
+pub const NAME: &str = "conductor:init";
+
 /// Entry point of the cloned child: never returns.
 pub fn main(init: Init) -> ! {
-    conductor_sys::process::set_name("conductor:init");
+    conductor_sys::process::set_name(NAME);
     let err = match run(&init) {
         Ok(never) => match never {},
         Err(e) => e,
     };
     // Before Ready the runtime is listening; after it, only stderr is left.
-    if READY.load(Ordering::SeqCst) || init.chan.send(&Msg::Error(err.to_string())).is_err() {
+    if READY.load(Ordering::SeqCst) || init.chan.send(&Msg::Error(err.report())).is_err() {
         eprintln!("conductor-runtime: {err}");
     }
     conductor_sys::process::exit_now(127)
@@ -82,7 +86,8 @@ fn run(init: &Init) -> Result<Infallible> {
             Err(e) => tracing::warn!("new session keyring: {e}"),
         }
     }
-    rootfs::prepare(spec, &init.rootfs, init.new_userns)?;
+    let own = (!init.new_cgroupns).then(|| init.cgroup.paths());
+    rootfs::prepare(spec, &init.rootfs, init.new_userns, own.as_ref())?;
 
     let hooks = spec.hooks().as_ref();
     if hooks.is_some_and(|h| h.prestart().is_some() || h.create_runtime().is_some()) {
@@ -94,6 +99,7 @@ fn run(init: &Init) -> Result<Infallible> {
     }
     crate::hooks::run("createContainer", hooks.and_then(|h| h.create_container().as_ref()), state_json.as_bytes())?;
 
+    let notify = connect_notify(spec, &state_json)?;
     rootfs::enter(&init.rootfs, init.no_pivot)?;
     let proc = spec.process().as_ref().expect("checked by config");
     rootfs::make_cwd(proc.cwd())?;
@@ -117,6 +123,7 @@ fn run(init: &Init) -> Result<Infallible> {
         preserve_fds: init.preserve_fds,
         setgroups_allowed: !init.new_userns || setgroups_allowed(),
         reaper: spec.annotations().as_ref().and_then(|a| a.get(crate::reaper::ANNOTATION)).is_some_and(|v| v == "true"),
+        notify: notify.as_ref(),
     };
     set_personality(spec)?;
     // User, capabilities and limits before Ready, so that `create` reports their errors; the
@@ -150,6 +157,15 @@ fn set_personality(spec: &Spec) -> Result<()> {
     };
     tracing::debug!(target: conductor_sys::EXPLAIN, step = "personality", persona);
     conductor_sys::process::set_personality(persona).ctx(|| "linux.personality".into())
+}
+
+/// For SCMP_ACT_NOTIFY: connect to the agent's listenerPath now, while it is reachable.
+fn connect_notify(spec: &Spec, state_json: &str) -> Result<Option<process::Notify>> {
+    let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else { return Ok(None) };
+    let Some(path) = s.listener_path() else { return Ok(None) };
+    let sock = std::os::unix::net::UnixStream::connect(path).ctx(|| format!("linux.seccomp.listenerPath {}", path.display()))?;
+    let metadata = s.listener_metadata().clone().unwrap_or_default();
+    Ok(Some(process::Notify { sock, state: state_json.to_string(), metadata }))
 }
 
 fn set_names(spec: &Spec) -> Result<()> {

@@ -24,7 +24,7 @@ fn root_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
 }
 
 /// Everything before pivot_root.
-pub fn prepare(spec: &Spec, rootfs: &Path, in_userns: bool) -> Result<()> {
+pub fn prepare(spec: &Spec, rootfs: &Path, in_userns: bool, own: Option<&OwnCgroups>) -> Result<()> {
     if let Some(label) = spec.linux().as_ref().and_then(|l| l.mount_label().as_deref()).filter(|l| !l.is_empty()) {
         tracing::warn!("linux.mountLabel {label:?} ignored: SELinux is not enabled on this host");
     }
@@ -40,7 +40,7 @@ pub fn prepare(spec: &Spec, rootfs: &Path, in_userns: bool) -> Result<()> {
 
     let mounts = spec.mounts().as_deref().unwrap_or(&[]);
     for (i, mnt) in mounts.iter().enumerate() {
-        mount_one(&root, mnt, in_userns).map_err(|e| Error::Init(format!("mounts[{i}] {}: {e}", mnt.destination().display())))?;
+        mount_one(&root, mnt, in_userns, own).map_err(|e| Error::Init(format!("mounts[{i}] {}: {e}", mnt.destination().display())))?;
     }
     let dev_bound = mounts.iter().any(|mt| mt.destination() == Path::new("/dev") && is_bind(mt));
     super::devices::create(&root, spec, dev_bound, in_userns)?;
@@ -72,7 +72,7 @@ fn is_bind(mt: &Mount) -> bool {
     mt.typ().as_deref() == Some("bind") || mt.options().iter().flatten().any(|o| o == "bind" || o == "rbind")
 }
 
-fn mount_one(root: &OwnedFd, mnt: &Mount, in_userns: bool) -> std::result::Result<(), String> {
+fn mount_one(root: &OwnedFd, mnt: &Mount, in_userns: bool, own: Option<&OwnCgroups>) -> std::result::Result<(), String> {
     let opts = Options::parse(mnt.options().as_deref().unwrap_or(&[]))?;
     let dest = mnt.destination();
     let typ = mnt.typ().as_deref().unwrap_or("");
@@ -81,7 +81,7 @@ fn mount_one(root: &OwnedFd, mnt: &Mount, in_userns: bool) -> std::result::Resul
     let shown = Path::new(dest);
 
     if typ == "cgroup" || typ == "cgroup2" {
-        return mount_cgroup(root, dest, &opts).map_err(|e| e.to_string());
+        return mount_cgroup(root, dest, &opts, own).map_err(|e| e.to_string());
     }
     let leaf = match (&source, bind) {
         (Some(src), true) if !Path::new(src).is_dir() => Leaf::File,
@@ -125,41 +125,63 @@ fn mount_one(root: &OwnedFd, mnt: &Mount, in_userns: bool) -> std::result::Resul
 
 /// A cgroup filesystem for the container: cgroup2 on a unified host; on v1, a tmpfs with one
 /// mount per hierarchy (inside a cgroup namespace each shows the container's cgroup as root).
-fn mount_cgroup(root: &OwnedFd, dest: &Path, opts: &Options) -> Result<()> {
+/// The container's own cgroup directories (by hierarchy key, as `Cgroup::paths`), which are
+/// bind-mounted when the container has no cgroup namespace: a fresh cgroup mount would show the
+/// host's whole tree.
+pub type OwnCgroups = std::collections::BTreeMap<String, PathBuf>;
+
+fn mount_cgroup(root: &OwnedFd, dest: &Path, opts: &Options, own: Option<&OwnCgroups>) -> Result<()> {
     let flags = opts.flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    // Each mount point's fd must stay open while its /proc/self/fd path is used.
-    let mut held: Vec<OwnedFd> = Vec::new();
-    let mut at = |p: &Path| -> Result<PathBuf> {
-        let fd =
-            m::ensure_in_root(root, p, Leaf::Dir, Mode::from_bits_truncate(0o755)).ctx(|| format!("mkdir {}", p.display()))?;
-        let path = m::fd_path(&fd);
-        held.push(fd);
-        Ok(path)
-    };
+    let mut mp = MountPoints { root, held: Vec::new() };
     match conductor_cgroups::detect()? {
-        conductor_cgroups::Hierarchy::V2 { .. } => {
-            m::mount(Some("cgroup2"), &at(dest)?, Some("cgroup2"), flags, None, dest).ctx(|| "mount cgroup2".into())?;
-        }
+        conductor_cgroups::Hierarchy::V2 { .. } => mp.cgroup(dest, "cgroup2", None, own.and_then(|o| o.get("")), flags)?,
         conductor_cgroups::Hierarchy::V1 { mounts, .. } => {
-            let ro = flags & MsFlags::MS_RDONLY;
-            m::mount(Some("tmpfs"), &at(dest)?, Some("tmpfs"), flags & !MsFlags::MS_RDONLY, Some("mode=755"), dest)
+            let tmpfs = mp.at(dest)?;
+            m::mount(Some("tmpfs"), &tmpfs, Some("tmpfs"), flags & !MsFlags::MS_RDONLY, Some("mode=755"), dest)
                 .ctx(|| "mount cgroup tmpfs".into())?;
             for h in mounts {
                 let name = h.mountpoint.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                let sub = dest.join(&name);
+                let key = h.controllers.join(",");
                 let named = h.controllers.iter().any(|c| c.starts_with("name="));
-                let data = if named { format!("none,{}", h.controllers.join(",")) } else { h.controllers.join(",") };
-                m::mount(Some("cgroup"), &at(&sub)?, Some("cgroup"), flags, Some(&data), &sub)
-                    .ctx(|| format!("mount cgroup {data}"))?;
+                let data = if named { format!("none,{key}") } else { key.clone() };
+                mp.cgroup(&dest.join(&name), "cgroup", Some(&data), own.and_then(|o| o.get(&key)), flags)?;
             }
-            if !ro.is_empty() {
-                let p = at(dest)?;
+            if flags.contains(MsFlags::MS_RDONLY) {
+                let p = mp.at(dest)?;
                 m::mount(None, &p, None, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | flags, None, dest)
                     .ctx(|| "remount cgroup tmpfs ro".into())?;
             }
         }
     }
     Ok(())
+}
+
+/// Mount points inside the rootfs, addressed through /proc/self/fd: each fd stays open while
+/// its path may be used.
+struct MountPoints<'a> {
+    root: &'a OwnedFd,
+    held: Vec<OwnedFd>,
+}
+
+impl MountPoints<'_> {
+    fn at(&mut self, p: &Path) -> Result<PathBuf> {
+        let fd = m::ensure_in_root(self.root, p, Leaf::Dir, Mode::from_bits_truncate(0o755)).ctx(|| format!("mkdir {}", p.display()))?;
+        let path = m::fd_path(&fd);
+        self.held.push(fd);
+        Ok(path)
+    }
+
+    /// One hierarchy at `target`: a new cgroup filesystem, or a bind of our own directory.
+    fn cgroup(&mut self, target: &Path, fstype: &str, data: Option<&str>, own: Option<&PathBuf>, flags: MsFlags) -> Result<()> {
+        let mp = self.at(target)?;
+        let Some(src) = own else {
+            return m::mount(Some(fstype), &mp, Some(fstype), flags, data, target).ctx(|| format!("mount {fstype} {}", data.unwrap_or("")));
+        };
+        m::mount(Some(&src.to_string_lossy()), &mp, None, MsFlags::MS_BIND | MsFlags::MS_REC, None, target)
+            .ctx(|| format!("bind {}", src.display()))?;
+        let mp = self.at(target)?;
+        m::mount(None, &mp, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags, None, target).ctx(|| "remount cgroup".into())
+    }
 }
 
 /// pivot_root (or MS_MOVE + chroot with --no-pivot) into the prepared rootfs.
