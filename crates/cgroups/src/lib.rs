@@ -27,6 +27,7 @@ mod resources;
 mod stats;
 mod v1;
 mod v2;
+pub mod warmup;
 
 /// The parent cgroup of containers whose config names no cgroupsPath.
 pub const DEFAULT_PARENT: &str = "conductor";

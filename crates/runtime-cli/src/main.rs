@@ -212,6 +212,10 @@ fn run(cli: Cli) -> Result<i32> {
     // Commands that put the runtime inside a container run from a sealed, read-only copy of
     // the binary (CVE-2019-5736).
     if matches!(cmd, Cmd::Create(_) | Cmd::Run { .. } | Cmd::Exec(_)) {
+        // Only on the first pass (the sealed re-exec runs main again).
+        if !conductor_sys::sealed_exe::is_sealed() {
+            conductor_cgroups::warmup::warm_up();
+        }
         if let Err(e) = conductor_sys::sealed_exe::reexec_sealed() {
             bail!("re-exec from a read-only mount of the runtime binary: {e}");
         }

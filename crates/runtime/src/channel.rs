@@ -11,6 +11,8 @@ pub enum Msg {
     /// runtime -> init: uid/gid maps are written and the cgroup is joined; go on. Carries the
     /// state JSON that hooks run by init receive.
     Go(String),
+    /// runtime -> init: init is in its cgroup (sent while init prepares its mounts).
+    CgroupJoined,
     /// intermediate -> runtime: the pid of init (when namespaces had to be joined first).
     Pid(i32),
     /// init -> runtime: mounts are done; run prestart and createRuntime hooks now.
@@ -35,6 +37,16 @@ impl Channel {
         let buf = serde_json::to_vec(m).expect("message serializes");
         nix::sys::socket::send(self.0.as_raw_fd(), &buf, nix::sys::socket::MsgFlags::MSG_NOSIGNAL)?;
         Ok(())
+    }
+
+    /// A message if one arrives within `ms` (e.g. the reason the peer died).
+    pub fn try_recv(&self, ms: u16) -> Option<Msg> {
+        use std::os::fd::AsFd;
+        let mut fds = [nix::poll::PollFd::new(self.0.as_fd(), nix::poll::PollFlags::POLLIN)];
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
+            Ok(n) if n > 0 => self.recv().ok().flatten(),
+            _ => None,
+        }
     }
 
     /// The next message; `None` when the peer closed its end (exited).

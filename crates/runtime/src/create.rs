@@ -154,13 +154,23 @@ pub fn create(o: CreateOpts) -> Result<Pid> {
     if new_userns {
         write_id_maps(pid, linux.and_then(|l| l.uid_mappings().as_ref()), linux.and_then(|l| l.gid_mappings().as_ref()))?;
     }
-    cgroup.add_pid(pid.as_raw())?;
-    if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
-        conductor_sys::procfs::write(&format!("/proc/{pid}/oom_score_adj"), &adj.to_string()).ctx(|| "process.oomScoreAdj".into())?;
-    }
     st.pid = pid.as_raw();
     let state_json = serde_json::to_string(&st.to_json(Status::Creating)).expect("serializes");
     parent.send(&Msg::Go(state_json.clone())).ctx(|| "start init".into())?;
+    // Init prepares its mounts meanwhile; it waits for this before anything that needs the
+    // cgroup (cgroup namespace, cgroup mounts, user code).
+    if let Err(e) = cgroup.add_pid(pid.as_raw()) {
+        // If init died first, its own error says why.
+        return Err(match parent.try_recv(100) {
+            Some(Msg::Error(m)) => Error::Init(m),
+            _ => e.into(),
+        });
+    }
+    // A dead init is reported by the loop below.
+    let _ = parent.send(&Msg::CgroupJoined);
+    if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+        conductor_sys::procfs::write(&format!("/proc/{pid}/oom_score_adj"), &adj.to_string()).ctx(|| "process.oomScoreAdj".into())?;
+    }
     loop {
         match parent.recv().ctx(|| "wait for init".into())? {
             Some(Msg::CreateRuntimeHooks) => {

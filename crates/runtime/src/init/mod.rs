@@ -76,10 +76,6 @@ fn run(init: &Init) -> Result<Infallible> {
         nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
             .ctx(|| "setresuid(0) in user namespace".into())?;
     }
-    if init.new_cgroupns {
-        // After the runtime placed us in our cgroup, so that it becomes the namespace's root.
-        conductor_sys::ns::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace".into())?;
-    }
     if !init.no_new_keyring {
         match conductor_sys::process::join_session_keyring(&format!("_ses.{}", init.id)) {
             Ok(()) | Err(nix::errno::Errno::ENOSYS) => {}
@@ -87,9 +83,16 @@ fn run(init: &Init) -> Result<Infallible> {
         }
     }
     let own = (!init.new_cgroupns).then(|| init.cgroup.paths());
-    rootfs::prepare(spec, &init.rootfs, init.new_userns, own.as_ref())?;
-
     let hooks = spec.hooks().as_ref();
+    // cgroup mounts come last, after pivot_root, so that init's whole setup overlaps the
+    // runtime's wait to move it into its cgroup: unless hooks before pivot_root expect them in
+    // place, or they are binds of host cgroup directories (no cgroup namespace), which are out
+    // of reach after pivot_root.
+    let early_hooks = hooks.is_some_and(|h| h.prestart().is_some() || h.create_runtime().is_some() || h.create_container().is_some());
+    let late_cgroup = own.is_none() && !early_hooks;
+    let mut join = || join_cgroup(init);
+    rootfs::prepare(spec, &init.rootfs, init.new_userns, own.as_ref(), (!late_cgroup).then_some(&mut join as &mut dyn FnMut() -> Result<()>))?;
+
     if hooks.is_some_and(|h| h.prestart().is_some() || h.create_runtime().is_some()) {
         init.chan.send(&Msg::CreateRuntimeHooks).ctx(|| "ask for hooks".into())?;
         match init.chan.recv().ctx(|| "wait for hooks".into())? {
@@ -112,7 +115,13 @@ fn run(init: &Init) -> Result<Infallible> {
         // Before finish, which may make the root read-only.
         crate::console::mount_console()?;
     }
-    rootfs::finish(spec)?;
+    rootfs::finish(spec, &mut || {
+        if late_cgroup {
+            join_cgroup(init)?;
+            rootfs::mount_cgroups(spec, init.new_userns, own.as_ref())?;
+        }
+        Ok(())
+    })?;
     // Last: readonly and masked paths are binds, which an unbindable root would refuse.
     rootfs::apply_root_propagation(spec)?;
     let prog = process::resolve(proc)?;
@@ -157,6 +166,19 @@ fn set_personality(spec: &Spec) -> Result<()> {
     };
     tracing::debug!(target: conductor_sys::EXPLAIN, step = "personality", persona);
     conductor_sys::process::set_personality(persona).ctx(|| "linux.personality".into())
+}
+
+/// Wait until the runtime has moved us into our cgroup; then a new cgroup namespace has it as
+/// its root.
+fn join_cgroup(init: &Init) -> Result<()> {
+    match init.chan.recv().ctx(|| "wait for cgroup".into())? {
+        Some(Msg::CgroupJoined) => {}
+        _ => conductor_sys::process::exit_now(1),
+    }
+    if init.new_cgroupns {
+        conductor_sys::ns::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace".into())?;
+    }
+    Ok(())
 }
 
 /// For SCMP_ACT_NOTIFY: connect to the agent's listenerPath now, while it is reachable.

@@ -23,8 +23,17 @@ fn root_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
     }
 }
 
-/// Everything before pivot_root.
-pub fn prepare(spec: &Spec, rootfs: &Path, in_userns: bool, own: Option<&OwnCgroups>) -> Result<()> {
+/// Everything before pivot_root. The runtime moves init into its cgroup while init works on
+/// its mounts, because that move can wait for an RCU grace period (the largest part of a
+/// create). With `join_cgroup`, it is called before the first cgroup mount (or at the end);
+/// without, cgroup mounts are left to [`mount_cgroups`] after pivot_root.
+pub fn prepare(
+    spec: &Spec,
+    rootfs: &Path,
+    in_userns: bool,
+    own: Option<&OwnCgroups>,
+    mut join_cgroup: Option<&mut dyn FnMut() -> Result<()>>,
+) -> Result<()> {
     if let Some(label) = spec.linux().as_ref().and_then(|l| l.mount_label().as_deref()).filter(|l| !l.is_empty()) {
         tracing::warn!("linux.mountLabel {label:?} ignored: SELinux is not enabled on this host");
     }
@@ -39,8 +48,22 @@ pub fn prepare(spec: &Spec, rootfs: &Path, in_userns: bool, own: Option<&OwnCgro
     let root = m::open_dir(rootfs).ctx(|| format!("open rootfs {}", rootfs.display()))?;
 
     let mounts = spec.mounts().as_deref().unwrap_or(&[]);
+    let mut joined = false;
     for (i, mnt) in mounts.iter().enumerate() {
+        if is_cgroup(mnt) {
+            match join_cgroup.as_mut() {
+                None => continue,
+                Some(join) if !joined => {
+                    join()?;
+                    joined = true;
+                }
+                Some(_) => {}
+            }
+        }
         mount_one(&root, mnt, in_userns, own).map_err(|e| Error::Init(format!("mounts[{i}] {}: {e}", mnt.destination().display())))?;
+    }
+    if let Some(join) = join_cgroup.filter(|_| !joined) {
+        join()?;
     }
     let dev_bound = mounts.iter().any(|mt| mt.destination() == Path::new("/dev") && is_bind(mt));
     super::devices::create(&root, spec, dev_bound, in_userns)?;
@@ -66,6 +89,19 @@ pub fn apply_root_propagation(spec: &Spec) -> Result<()> {
         Some(prop) => m::mount(None, Path::new("/"), None, prop, None, Path::new("/")).ctx(|| "linux.rootfsPropagation".into()),
         None => Ok(()),
     }
+}
+
+fn is_cgroup(mt: &Mount) -> bool {
+    matches!(mt.typ().as_deref(), Some("cgroup" | "cgroup2"))
+}
+
+/// After pivot_root: the cgroup mounts [`prepare`] left out.
+pub fn mount_cgroups(spec: &Spec, in_userns: bool, own: Option<&OwnCgroups>) -> Result<()> {
+    let root = m::open_dir(Path::new("/")).ctx(|| "open /".into())?;
+    for (i, mnt) in spec.mounts().iter().flatten().enumerate().filter(|(_, mt)| is_cgroup(mt)) {
+        mount_one(&root, mnt, in_userns, own).map_err(|e| Error::Init(format!("mounts[{i}] {}: {e}", mnt.destination().display())))?;
+    }
+    Ok(())
 }
 
 fn is_bind(mt: &Mount) -> bool {
@@ -200,7 +236,7 @@ pub fn make_cwd(cwd: &Path) -> Result<()> {
 }
 
 /// After pivot_root: read-only and masked paths, then a read-only root if asked.
-pub fn finish(spec: &Spec) -> Result<()> {
+pub fn finish(spec: &Spec, before_read_only_root: &mut dyn FnMut() -> Result<()>) -> Result<()> {
     let linux = spec.linux().as_ref();
     for p in linux.and_then(|l| l.readonly_paths().as_ref()).into_iter().flatten() {
         readonly(Path::new(p))?;
@@ -208,6 +244,7 @@ pub fn finish(spec: &Spec) -> Result<()> {
     for p in linux.and_then(|l| l.masked_paths().as_ref()).into_iter().flatten() {
         mask(Path::new(p))?;
     }
+    before_read_only_root()?;
     if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
         m::remount_ro(Path::new("/"), Path::new("/")).ctx(|| "remount / read-only".into())?;
     }
