@@ -155,9 +155,9 @@ pub fn busybox_rootfs(rootfs: &Path) {
         std::fs::create_dir_all(rootfs.join(d)).unwrap();
     }
     let dst = rootfs.join("bin/busybox");
-    if std::fs::hard_link(bb, &dst).is_err() {
-        std::fs::copy(bb, &dst).unwrap();
-    }
+    // A copy, not a hard link: other tests' links would change its ctime under a running tar,
+    // and /tmp may be another filesystem.
+    std::fs::copy(bb, &dst).unwrap();
     let list = Command::new(bb).arg("--list").output().unwrap();
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));

@@ -12,8 +12,9 @@
 #     package's tests/runtime_*.rs (they need target/debug/conductor-runtime and /bin/busybox).
 #  3. Guest: an initramfs of static busybox + those modules + tests/qemu/guest-init.sh as /init.
 #     The host's / is shared read-only over 9p; the guest mounts fresh /proc, /sys, cgroup2 (only)
-#     at /sys/fs/cgroup, /dev, /tmp and /run over it and runs the binaries chrooted there, so the
-#     host's glibc, the binaries and /bin/busybox all just work. TCG, not KVM (nested KVM crawls).
+#     at /sys/fs/cgroup, /dev, /tmp and /run over it and pivot_roots into it, so the host's glibc,
+#     the binaries and /bin/busybox all just work. Each test runs in a process of its own (libtest
+#     --exact) with a timeout, and must leave no cgroup behind. TCG, not KVM (nested KVM crawls).
 #  4. Result: the guest prints "@@ RESULT <nonce> PASS|FAIL" on the serial console and writes
 #     0 (pass) / 1 (fail) to isa-debug-exit (qemu exits (v<<1)|1). A panicking or rebooting guest
 #     makes qemu exit 0, so success needs BOTH exit status 1 and the PASS line with this nonce.
@@ -50,15 +51,14 @@ if [[ "$(LC_ALL=C ldd /bin/busybox 2>&1 || true)" != *"not a dynamic executable"
 fi
 
 WORK=$(mktemp -d /tmp/conductor-qemu.XXXXXX)
-QEMU_PID=
-cleanup() {
-    [ -n "$QEMU_PID" ] && kill "$QEMU_PID" 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap 'rm -rf "$WORK"' EXIT
 
 # ------------------------------------------------------------------------------ 1. kernel
 mkdir -p "$CACHE/debs" "$CACHE/kernel"
+# One preparer at a time; what an interrupted one left half-made is removed.
+exec 9> "$CACHE/.lock"
+flock 9
+rm -rf "$CACHE"/kernel/.unpack.* "$CACHE"/debs/.dl.*
 
 # Unpack package $1 (its .deb in $CACHE/debs) into $CACHE/kernel/$1: vmlinuz, modules/*.ko
 # (decompressed) and modules/order.
@@ -129,11 +129,15 @@ case "$PKG" in *-cloud-*|*-rt-*) die "$PKG: use the generic kernel (-cloud lacks
 KDIR="$CACHE/kernel/$PKG"
 [ -f "$KDIR/vmlinuz" ] && [ -s "$KDIR/modules/order" ] || prepare_kernel "$PKG"
 touch "$KDIR"
+flock -u 9
 say "kernel: $PKG ($(cat "$KDIR/version")), modules: $(tr '\n' ' ' < "$KDIR/modules/order")"
 
 # ------------------------------------------------------------------------------ 2. test binaries
 cd "$ROOT"
 say "building the test binaries"
+TARGET=$(cargo metadata --format-version 1 --no-deps --locked \
+    | sed -E 's/.*"target_directory":"([^"]*)".*/\1/')
+[ -d "$TARGET" ] || die "cannot find cargo's target directory (got '$TARGET')"
 # Prints "<label> <cwd> <executable>" for each integration-test binary cargo reports.
 test_binaries() {
     cargo test --locked --no-run --message-format=json "$@" \
@@ -143,19 +147,29 @@ test_binaries() {
         | sed -E 's/.*"manifest_path":"([^"]*)\/Cargo.toml".*"name":"([^"]*)","src_path".*"executable":"([^"]*)".*/\2 \1 \3/'
 }
 LIST="$WORK/binaries"
-test_binaries -p conductor-cgroups --test '*' > "$LIST"
+test_binaries -p conductor-cgroups --test '*' > "$LIST" \
+    || die "building the conductor-cgroups integration tests failed"
 [ -s "$LIST" ] || die "no integration test binary found for conductor-cgroups"
 if compgen -G "$ROOT/tests/runtime_*.rs" >/dev/null; then
     cargo build --locked -p conductor-runtime-cli >&2
-    [ -x "$ROOT/target/debug/conductor-runtime" ] || [ -n "${CARGO_TARGET_DIR:-}" ] \
-        || die "target/debug/conductor-runtime was not built"
-    test_binaries -p conductor-tests --test 'runtime_*' >> "$LIST"
+    [ -x "$TARGET/debug/conductor-runtime" ] || die "$TARGET/debug/conductor-runtime was not built"
+    test_binaries -p conductor-tests --test 'runtime_*' >> "$LIST" \
+        || die "building the tests/runtime_*.rs binaries failed"
 fi
 while read -r label cwd exe; do
     [ -x "$exe" ] || die "test binary $exe ($label) missing"
     case "$label$cwd$exe" in *[[:space:]]*) die "whitespace in a path: $cwd $exe";; esac
 done < "$LIST"
 say "test binaries: $(awk '{print $1}' "$LIST" | tr '\n' ' ')"
+
+# The guest mounts fresh tmpfs over /tmp and /run, which would hide a checkout (or a target
+# dir) there; so both are also shared on their own and mounted at the same paths in the guest.
+SHARES=("checkout $ROOT")
+case "$TARGET/" in "$ROOT"/*) ;; *) SHARES+=("target $TARGET") ;; esac
+VIRTFS=()
+for s in "${SHARES[@]}"; do
+    VIRTFS+=(-virtfs "local,path=${s#* },mount_tag=${s%% *},security_model=none,readonly=on,multidevs=remap")
+done
 
 # ------------------------------------------------------------------------------ 3. initramfs
 NONCE=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
@@ -169,6 +183,7 @@ cp "$KDIR/modules/"* "$INITRD/modules/"
     echo "nonce=$NONCE"
     echo "test_timeout=$TEST_TIMEOUT"
     echo "filter=$FILTER"
+    for s in "${SHARES[@]}"; do echo "share $s"; done
     sed 's/^/test /' "$LIST"
 } > "$INITRD/plan"
 (cd "$INITRD" && find . | /bin/busybox cpio -o -H newc 2>/dev/null) > "$WORK/initrd.cpio"
@@ -185,6 +200,7 @@ timeout -k 10 "$TIMEOUT" qemu-system-x86_64 \
     -append "console=ttyS0 loglevel=2 panic=-1 oops=panic rdinit=/init" \
     -chardev stdio,id=con,signal=off -serial chardev:con \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+    "${VIRTFS[@]}" \
     -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
     < /dev/null 2>&1 | tr -d '\r' | tee "$LOG"
 QEMU_RC=${PIPESTATUS[0]}
@@ -197,7 +213,21 @@ echo "================ cgroup v2 guest summary ================"
 grep '^@@ GUEST' "$LOG" | sed 's/^@@ /  /' || true
 grep '^@@ CHECK' "$LOG" | sed 's/^@@ CHECK /  check: /' || true
 grep '^@@ BINARY ' "$LOG" | sed 's/^@@ /  /' || true
-grep '^@@ TEST ' "$LOG" | awk '{ printf "    %-8s %s", $4, $3; for (i = 5; i < NF; i++) printf " %s", $i; printf "  (%s)\n", $NF }' || true
+# One line per test; under a failed one, where it panicked and the message.
+awk '
+    /^@@ (BINARY|TEST) / {
+        if ($2 == "TEST") {
+            printf "    %-8s %s", $4, $3
+            for (i = 5; i < NF; i++) printf " %s", $i
+            printf "  (%s)\n", $NF
+            if ($4 != "ok") for (i = 0; i < n; i++) print "             | " substr(why[i], 1, 240)
+        }
+        n = 0; grab = 0; next
+    }
+    grab && (/^stack backtrace:/ || /^note: / || /^$/) { grab = 0 }
+    grab && n < 8 { why[n++] = $0; next }
+    /panicked at / && n < 8 { why[n++] = $0; grab = 1 }
+' "$LOG"
 PASSED=$(grep -c '^@@ TEST [^ ]* ok ' "$LOG" || true)
 FAILED=$(grep '^@@ TEST ' "$LOG" | grep -vc '^@@ TEST [^ ]* ok ' || true)
 CHECK_FAILS=$(grep -c '^@@ CHECK FAIL' "$LOG" || true)
@@ -205,6 +235,10 @@ VERDICT=FAIL
 REASON=
 if grep -qx "@@ RESULT $NONCE PASS" "$LOG" && [ "$QEMU_RC" = 1 ]; then
     VERDICT=PASS
+    if [ "$((PASSED + FAILED))" = 0 ]; then
+        VERDICT=FAIL
+        REASON="no test ran (CONDUCTOR_QEMU_FILTER='$FILTER')"
+    fi
 elif [ "$QEMU_RC" = 124 ] || [ "$QEMU_RC" = 137 ]; then
     REASON="the guest did not finish within ${TIMEOUT}s"
 elif ! grep -q "^@@ RESULT $NONCE " "$LOG"; then
@@ -218,6 +252,6 @@ if [ "$VERDICT" = PASS ]; then
     echo "== qemu-cgroup-v2: PASS (pure cgroup v2 guest, kernel $(cat "$KDIR/version"))"
     exit 0
 fi
-echo "== qemu-cgroup-v2: FAIL: $REASON; $CHECK_FAILS failed checks"
+echo "== qemu-cgroup-v2: FAIL: $REASON ($FAILED tests failed, $CHECK_FAILS checks failed)"
 [ -n "${CONDUCTOR_QEMU_LOG:-}" ] || { cp "$LOG" "/tmp/conductor-qemu-console.log"; echo "   console log: /tmp/conductor-qemu-console.log"; }
 exit 1

@@ -94,10 +94,20 @@ if [ "$STAGE" = stage2 ]; then
     mount -t tmpfs -o mode=1777 tmpfs /host/dev/shm || die "mount /dev/shm"
     mount -t tmpfs -o mode=1777 tmpfs /host/tmp || die "mount /tmp"
     mount -t tmpfs -o mode=0755 tmpfs /host/run || die "mount /run"
+    # The checkout (and cargo's target dir when outside it), at their host paths: visible even
+    # when they live under /tmp or /run on the host.
+    grep '^share ' /plan > /shares
+    while read -r _ tag path; do
+        mkdir -p "/host$path" 2>/dev/null
+        mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 "$tag" "/host$path" \
+            || die "mount share $tag at $path"
+    done < /shares
 
     mkdir -p /host$TOOLS/bin /host/run/oldroot
     cp /bin/busybox /host$TOOLS/bin/busybox
-    /host$TOOLS/bin/busybox --install -s /host$TOOLS/bin
+    for applet in $(busybox --list); do
+        [ "$applet" = busybox ] || ln -s busybox /host$TOOLS/bin/$applet
+    done
     cp /init /host$TOOLS/init
     cp /plan /host$TOOLS/plan
     cd /host || die "cd /host"
@@ -176,7 +186,12 @@ while read -r _ label cwd exe; do
             res="LEAKED cgroups: $(echo $new)"
             rc=1
         fi
-        for d in $(grep -vxF -f $W/cg0 $W/cg1 | sort -r); do rmdir "$d" 2>/dev/null; done
+        for d in $(grep -vxF -f $W/cg0 $W/cg1 | sort -r); do
+            # What a killed (timed-out) test left: thaw, kill, then remove once empty.
+            echo 0 > "$d/cgroup.freeze" 2>/dev/null
+            echo 1 > "$d/cgroup.kill" 2>/dev/null
+            for _ in 1 2 3 4 5 6 7 8 9 10; do rmdir "$d" 2>/dev/null && break; sleep 0.2; done
+        done
         echo "@@ TEST $label::$name $res ${secs}s"
         [ "$rc" -eq 0 ] || FAILURES=$((FAILURES + 1))
     done < $W/names

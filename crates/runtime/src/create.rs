@@ -46,6 +46,7 @@ impl Drop for Undo<'_> {
         }
         if let Some(cg) = self.cgroup {
             let _ = cg.destroy();
+            cg.remove_empty_parent(conductor_cgroups::DEFAULT_PARENT);
         }
         let _ = self.dir.remove();
     }

@@ -184,6 +184,7 @@ pub fn exec(f: &Finish, prog: &Program) -> Result<Infallible> {
     if f.reaper {
         crate::reaper::fork_and_reap().ctx(|| "fork the program under the minimal init".into())?;
     }
+    conductor_sys::signal::reset_for_exec().ctx(|| "reset signal dispositions".into())?;
     tracing::debug!(target: conductor_sys::EXPLAIN, step = "execve", path = ?prog.path, argv = ?prog.argv);
     let e = nix::unistd::execve(&prog.path, &prog.argv, &prog.envp).unwrap_err();
     Err(Error::Init(format!("exec {:?}: {e}", prog.path)))

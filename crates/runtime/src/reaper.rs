@@ -7,7 +7,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use conductor_sys::process::{clone3, CloneArgs, Forked};
+use conductor_sys::process::Forked;
 
 /// The annotation that asks for it.
 pub const ANNOTATION: &str = "io.conductor.init";
@@ -22,13 +22,15 @@ pub fn fork_and_reap() -> nix::Result<()> {
     mask.add(Signal::SIGCHLD);
     // Blocked before the fork so no signal is lost; the child unblocks before execve.
     mask.thread_block()?;
-    match clone3(&CloneArgs::default())? {
-        Forked::Child => {
-            mask.thread_unblock()?;
-            Ok(())
-        }
+    // fork, not clone3: the container's seccomp profile may refuse clone3 (Docker's does).
+    match conductor_sys::process::fork()? {
+        // The child's mask and dispositions are reset before its execve.
+        Forked::Child => Ok(()),
         Forked::Parent(child) => {
             conductor_sys::process::set_name("conductor-init");
+            // Never exec'd, so close-on-exec means nothing here: drop every fd but stdio (the
+            // runtime's channel, the engine's report pipe), so their readers see EOF.
+            let _ = conductor_sys::fd::close_from(3);
             let _ = conductor_sys::signal::catch(&forwarded);
             let code = reap_loop(child, &mask);
             conductor_sys::process::exit_now(code)

@@ -81,6 +81,15 @@ pub fn clone3(args: &CloneArgs) -> nix::Result<Forked> {
     }
 }
 
+/// fork(2) through libc (the clone syscall, which seccomp profiles that refuse clone3 allow).
+pub fn fork() -> nix::Result<Forked> {
+    // SAFETY: callers are single-threaded; the child only continues the caller's code.
+    match Errno::result(unsafe { libc::fork() })? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(Pid::from_raw(pid))),
+    }
+}
+
 /// A pidfd: a handle on a process that cannot be confused with a later process of the same pid.
 pub fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
     // SAFETY: plain syscall with integer arguments; on success it returns a new fd we own.

@@ -58,3 +58,14 @@ pub fn forwardable() -> Vec<nix::sys::signal::Signal> {
     use nix::sys::signal::Signal;
     Signal::iterator().filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGCHLD)).collect()
 }
+
+/// Default dispositions and an empty mask, as a new program should start: ignored signals
+/// survive execve (Rust's runtime ignores SIGPIPE, which a container's shell must not inherit).
+pub fn reset_for_exec() -> nix::Result<()> {
+    use nix::sys::signal::{signal, SigHandler, SigSet, Signal};
+    for s in Signal::iterator().filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP)) {
+        // SAFETY: installing SIG_DFL runs no code of ours.
+        unsafe { signal(s, SigHandler::SigDfl) }?;
+    }
+    SigSet::empty().thread_set_mask()
+}

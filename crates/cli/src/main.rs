@@ -1,0 +1,296 @@
+//! conductor: a daemonless container engine (the seed's Task 3 tool, done properly).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use conductor_engine::{options, Engine, ExecOptions, Outcome, Paths, RunOptions};
+
+#[derive(Parser)]
+#[command(name = "conductor", about = "A container engine: images, containers, networks", version)]
+struct Cli {
+    /// Data directory (images, containers); default /var/lib/conductor or $CONDUCTOR_ROOT.
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
+    /// Run-time state directory; default /run/conductor or $CONDUCTOR_RUNROOT.
+    #[arg(long, global = true)]
+    runroot: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build a Debian image with debootstrap.
+    Build {
+        image: String,
+        #[arg(long, default_value = "bookworm")]
+        suite: String,
+        #[arg(long)]
+        variant: Option<String>,
+        /// Extra packages, comma separated.
+        #[arg(long, value_delimiter = ',')]
+        include: Vec<String>,
+        /// Debian mirror (default: the one apt is configured with).
+        #[arg(long)]
+        mirror: Option<String>,
+    },
+    /// Import a root filesystem tarball (plain or gzip) as an image.
+    Import { tarball: PathBuf, image: String },
+    /// List images.
+    Images,
+    /// Remove an image (refused while a container uses it).
+    Rmi { image: String },
+    /// Run a command in a new container.
+    Run(RunArgs),
+    /// List containers.
+    Ps {
+        /// Include exited containers.
+        #[arg(short, long)]
+        all: bool,
+        #[arg(long, value_parser = ["table", "json"], default_value = "table")]
+        format: String,
+    },
+    /// Show a container's configuration and state as JSON.
+    Inspect { name: String },
+    /// Run a command in a running container.
+    Exec(ExecArgs),
+    /// Show a container's output.
+    Logs {
+        #[arg(short, long)]
+        follow: bool,
+        #[arg(long)]
+        tail: Option<usize>,
+        name: String,
+    },
+    /// Send a signal to a container.
+    Kill {
+        name: String,
+        #[arg(default_value = "KILL")]
+        signal: String,
+    },
+    /// Stop a container (SIGTERM, SIGKILL after the timeout) and remove all of its state.
+    #[command(alias = "rm")]
+    Stop {
+        #[arg(short = 't', long = "time", default_value_t = 10)]
+        time: u64,
+        name: String,
+    },
+    /// Remove whatever crashed commands left behind.
+    Prune,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Run in the background and print nothing but the name.
+    #[arg(short, long)]
+    detach: bool,
+    /// Environment variable KEY=VALUE.
+    #[arg(short, long = "env")]
+    env: Vec<String>,
+    /// Bind mount HOST:CONTAINER[:ro].
+    #[arg(short, long = "volume")]
+    volume: Vec<String>,
+    /// Working directory in the container.
+    #[arg(short, long)]
+    workdir: Option<String>,
+    #[arg(long)]
+    hostname: Option<String>,
+    /// UID[:GID]
+    #[arg(short, long)]
+    user: Option<String>,
+    /// CPU limit in CPUs, e.g. 0.5.
+    #[arg(long)]
+    cpus: Option<String>,
+    /// Memory limit, e.g. 256m.
+    #[arg(short, long)]
+    memory: Option<String>,
+    #[arg(long)]
+    pids_limit: Option<String>,
+    /// Mount the root filesystem read-only.
+    #[arg(long)]
+    read_only: bool,
+    /// Run a minimal init as pid 1 that forwards signals and reaps zombies.
+    #[arg(long)]
+    init: bool,
+    image: String,
+    name: String,
+    /// Command and arguments (after --); default: the image's command.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+#[derive(clap::Args)]
+struct ExecArgs {
+    #[arg(short, long)]
+    detach: bool,
+    #[arg(short, long = "env")]
+    env: Vec<String>,
+    #[arg(short, long)]
+    workdir: Option<String>,
+    #[arg(short, long)]
+    user: Option<String>,
+    name: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            // One line, not clap's usage block: what was wrong is all a script needs.
+            let text = e.render().to_string();
+            eprintln!("conductor: {}", text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: "));
+            return ExitCode::from(125);
+        }
+    };
+    let _ = tracing::subscriber::set_global_default(
+        tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(tracing::Level::WARN).without_time().finish(),
+    );
+    match run(cli) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("conductor: {e:#}");
+            ExitCode::from(125)
+        }
+    }
+}
+
+fn paths(cli: &Cli) -> Paths {
+    let mut p = Paths::from_env();
+    if let Some(r) = &cli.root {
+        p.data = r.clone();
+    }
+    if let Some(r) = &cli.runroot {
+        p.run = r.clone();
+    }
+    p
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    if matches!(cli.cmd, Cmd::Run(_) | Cmd::Exec(_)) {
+        // The container's init starts as a copy of this process: run it from a read-only
+        // mount of the binary (CVE-2019-5736).
+        conductor_sys::sealed_exe::reexec_sealed().context("re-exec from a read-only mount of conductor")?;
+    }
+    let engine = Engine::open(paths(&cli))?;
+    match cli.cmd {
+        Cmd::Build { image, suite, variant, include, mirror } => {
+            let opts = conductor_image::BuildOpts { suite, variant, include, mirror, ..Default::default() };
+            engine.images.build_debootstrap(&image, &opts, conductor_image::progress::for_stderr().as_mut())?;
+            println!("{image}");
+        }
+        Cmd::Import { tarball, image } => {
+            engine.images.import(&tarball, &image, conductor_image::progress::for_stderr().as_mut())?;
+            println!("{image}");
+        }
+        Cmd::Images => {
+            println!("{:<24} {:>10} CREATED", "NAME", "SIZE");
+            for i in engine.images.list()? {
+                println!("{:<24} {:>10} {}", i.name, human_size(i.size), i.created);
+            }
+        }
+        Cmd::Rmi { image } => {
+            if let Some(c) = engine.list(true).into_iter().find(|c| c.image == image) {
+                bail!("image {image:?} is used by container {:?}: stop it first", c.name);
+            }
+            engine.images.remove(&image)?;
+            println!("{image}");
+        }
+        Cmd::Run(r) => return run_container(&engine, r),
+        Cmd::Ps { all, format } => {
+            let list = engine.list(all);
+            if format == "json" {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!("{:<20} {:<16} {:<30} {:<26} STATUS", "NAME", "IMAGE", "COMMAND", "CREATED");
+                for c in list {
+                    let created = c.created.get(..19).unwrap_or(&c.created).replace('T', " ");
+                    println!("{:<20} {:<16} {:<30} {:<26} {}", c.name, c.image, truncate(&c.command, 30), created, c.status);
+                }
+            }
+        }
+        Cmd::Inspect { name } => println!("{}", serde_json::to_string_pretty(&engine.inspect(&name)?)?),
+        Cmd::Exec(e) => return exec(&engine, e),
+        Cmd::Logs { follow, tail, name } => engine.logs(&name, tail, follow, &mut std::io::stdout())?,
+        Cmd::Kill { name, signal } => {
+            let sig = conductor_sys::signal::parse(&signal).with_context(|| format!("unknown signal {signal:?}"))?;
+            engine.kill(&name, sig)?;
+        }
+        Cmd::Stop { time, name } => {
+            engine.stop(&name, Duration::from_secs(time))?;
+            println!("{name}");
+        }
+        Cmd::Prune => {
+            for r in engine.prune() {
+                println!("removed {r}");
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn run_container(engine: &Engine, r: RunArgs) -> Result<i32> {
+    let stdin_tty = std::io::stdin().is_terminal();
+    let opts = RunOptions {
+        env: r.env.iter().map(|e| options::parse_env(e)).collect::<Result<_, _>>()?,
+        volumes: r.volume.iter().map(|v| options::parse_volume(v)).collect::<Result<_, _>>()?,
+        workdir: r.workdir,
+        hostname: r.hostname,
+        user: r.user.as_deref().map(options::parse_user).transpose()?,
+        cpus: r.cpus.as_deref().map(options::parse_cpus).transpose()?,
+        memory: r.memory.as_deref().map(options::parse_memory).transpose()?,
+        pids_limit: r.pids_limit.as_deref().map(options::parse_pids).transpose()?,
+        read_only: r.read_only,
+        init: r.init,
+        tty: stdin_tty && !r.detach,
+        interactive: !r.detach,
+        detach: r.detach,
+    };
+    let raw = opts.tty.then(|| conductor_sys::pty::make_raw(&std::io::stdin()).ok()).flatten();
+    let res = engine.run(&r.image, &r.name, &r.command, opts);
+    if let Some(old) = raw {
+        let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, &old);
+    }
+    match res? {
+        Outcome::Detached => {
+            println!("{}", r.name);
+            Ok(0)
+        }
+        Outcome::Exited(code) => Ok(code),
+    }
+}
+
+fn exec(engine: &Engine, e: ExecArgs) -> Result<i32> {
+    let opts = ExecOptions {
+        env: e.env.iter().map(|v| options::parse_env(v)).collect::<Result<_, _>>()?,
+        workdir: e.workdir,
+        user: e.user.as_deref().map(options::parse_user).transpose()?,
+        tty: std::io::stdin().is_terminal() && !e.detach,
+        detach: e.detach,
+    };
+    match engine.exec(&e.name, &e.command, &opts)? {
+        Outcome::Detached => Ok(0),
+        Outcome::Exited(code) => Ok(code),
+    }
+}
+
+fn human_size(b: u64) -> String {
+    let units = ["B", "KB", "MB", "GB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 { format!("{b}B") } else { format!("{v:.1}{}", units[u]) }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
+}

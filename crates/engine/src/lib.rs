@@ -1,0 +1,18 @@
+//! conductor's engine: named containers made from images and options, run through the OCI
+//! runtime library in-process, each watched by a monitor process. Daemonless.
+
+pub mod container;
+pub mod error;
+pub mod logs;
+pub mod monitor;
+pub mod name;
+pub mod options;
+pub mod paths;
+pub mod record;
+pub mod seccomp_profile;
+pub mod spec;
+
+pub use container::{Engine, ExecOptions, Outcome, Summary};
+pub use error::{Error, Result};
+pub use options::RunOptions;
+pub use paths::Paths;
