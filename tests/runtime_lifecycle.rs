@@ -148,3 +148,33 @@ fn bad_input_is_named_and_leaves_nothing() {
     // NUL cannot pass through argv; the library check is unit-tested.
     sb.assert_clean();
 }
+
+#[test]
+fn systemd_cgroup_flag_takes_systemd_paths_only() {
+    if skip_unless_root() {
+        return;
+    }
+    let mut sb = Sandbox::new("systemd");
+    let id = sb.id("s");
+    let mut cfg = config(&["true"]);
+    cfg["linux"]["cgroupsPath"] = json!("/plain/path");
+    let b = sb.bundle("b", &cfg);
+    let e = sb.fails(&["--systemd-cgroup", "run", "--bundle", b.to_str().unwrap(), &id]);
+    assert!(e.contains("--systemd-cgroup: linux.cgroupsPath must be \"slice:prefix:name\""), "{e}");
+    sb.assert_clean();
+    // The systemd form runs, in the cgroupfs directory systemd would use.
+    cfg["linux"]["cgroupsPath"] = json!(format!("cndtest.slice:cnd:{id}"));
+    cfg["process"]["args"] = json!(["cat", "/proc/self/cgroup"]);
+    let b = sb.bundle("b2", &cfg);
+    let mut no_cgroupns = cfg.clone();
+    let ns: Vec<_> = cfg["linux"]["namespaces"].as_array().unwrap().iter().filter(|n| n["type"] != "cgroup").cloned().collect();
+    no_cgroupns["linux"]["namespaces"] = json!(ns);
+    std::fs::write(b.join("config.json"), no_cgroupns.to_string()).unwrap();
+    let out = sb.ok(&["--systemd-cgroup", "run", "--bundle", b.to_str().unwrap(), &id]);
+    assert!(out.contains(&format!("/cndtest.slice/cnd-{id}.scope")), "{out}");
+    // The slice is systemd's to keep on a systemd host; this test made it, so it removes it.
+    for d in cgroup_dirs("cndtest.slice") {
+        let _ = std::fs::remove_dir(d);
+    }
+    sb.assert_clean();
+}

@@ -206,7 +206,8 @@ fn run(cli: Cli) -> Result<i32> {
         return Ok(0);
     }
     let Some(cmd) = cli.cmd else { bail!("no command given (see --help)") };
-    if cli.systemd_cgroup {
+    let systemd = cli.systemd_cgroup;
+    if systemd {
         tracing::warn!("--systemd-cgroup: cgroups are managed through cgroupfs; systemd slice paths are mapped to it");
     }
     // Commands that put the runtime inside a container run from a sealed, read-only copy of
@@ -223,10 +224,10 @@ fn run(cli: Cli) -> Result<i32> {
     let root = cli.root;
     match cmd {
         Cmd::Create(c) => {
-            conductor_runtime::create(create_opts(&root, c))?;
+            conductor_runtime::create(create_opts(&root, c, systemd))?;
         }
         Cmd::Start { id } => conductor_runtime::start(&root, &id)?,
-        Cmd::Run { c, detach, keep } => return run_container(&root, c, detach, keep),
+        Cmd::Run { c, detach, keep } => return run_container(&root, c, detach, keep, systemd),
         Cmd::State { id } => println!("{}", serde_json::to_string_pretty(&conductor_runtime::state(&root, &id)?)?),
         Cmd::Kill { all, id, signal } => {
             let sig = conductor_sys::signal::parse(&signal).with_context(|| format!("unknown signal {signal:?}"))?;
@@ -251,8 +252,9 @@ fn run(cli: Cli) -> Result<i32> {
     Ok(0)
 }
 
-fn create_opts(root: &Path, c: CreateArgs) -> CreateOpts {
+fn create_opts(root: &Path, c: CreateArgs, systemd_cgroup: bool) -> CreateOpts {
     CreateOpts {
+        systemd_cgroup,
         root: root.to_path_buf(),
         id: c.id,
         bundle: c.bundle,
@@ -267,9 +269,9 @@ fn create_opts(root: &Path, c: CreateArgs) -> CreateOpts {
 
 /// Foreground or detached `run`. In the foreground with a terminal and no console socket, the
 /// runtime holds the pty master itself and proxies it to its own stdio.
-fn run_container(root: &Path, c: CreateArgs, detach: bool, keep: bool) -> Result<i32> {
+fn run_container(root: &Path, c: CreateArgs, detach: bool, keep: bool, systemd: bool) -> Result<i32> {
     let terminal = conductor_runtime::config::load(&c.bundle)?.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
-    let mut opts = create_opts(root, c);
+    let mut opts = create_opts(root, c, systemd);
     let id = opts.id.clone();
     let mut master_rx = None;
     if terminal && opts.console_socket.is_none() {

@@ -29,6 +29,9 @@ pub struct CreateOpts {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
+    /// runc's --systemd-cgroup: cgroupsPath must then be systemd's "slice:prefix:name". We never
+    /// drive systemd; the path is mapped to the cgroupfs directory systemd would use.
+    pub systemd_cgroup: bool,
 }
 
 /// Undo a half-made container when create fails at any step.
@@ -105,6 +108,11 @@ pub fn create(o: CreateOpts) -> Result<Pid> {
     }
     let linux = spec.linux().as_ref();
     let cgroups_path = linux.and_then(|l| l.cgroups_path().as_ref()).map(|p| p.to_string_lossy().into_owned());
+    if o.systemd_cgroup {
+        if let Some(p) = cgroups_path.as_deref().filter(|p| p.split(':').count() != 3) {
+            return Err(Error::Invalid(format!("--systemd-cgroup: linux.cgroupsPath must be \"slice:prefix:name\", got {p:?}")));
+        }
+    }
     let cgroup = Cgroup::new(cgroups_path.as_deref(), &o.id)?;
 
     let dir = Dir::create(&o.root, &o.id)?;
