@@ -258,3 +258,41 @@ fn half_made_containers_are_cleaned_up() {
     assert!(pruned.contains(&m), "{pruned}");
     e.assert_clean();
 }
+
+#[test]
+fn interactive_run_through_a_pty() {
+    if skip_unless_root() {
+        return;
+    }
+    use std::io::{Read, Write};
+    let mut e = Engine::new("pty");
+    let n = e.name("tty");
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = std::fs::File::from(pty.slave);
+    let mut child = e
+        .cmd()
+        .args(["run", "bb", &n, "--", "sh"])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    master.write_all(b"tty; echo answer=$((6*7)); exit 5\n").unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(5));
+    // Read what the container wrote (the slave side is closed now, so this ends).
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(k) = master.read(&mut buf) {
+        if k == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..k]);
+    }
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("/dev/pts/0"), "a pty inside: {out}");
+    assert!(out.contains("answer=42"), "{out}");
+    e.ok(&["stop", &n]);
+    e.assert_clean();
+}
