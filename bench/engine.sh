@@ -28,18 +28,19 @@ echo "== building the debootstrap image (cached under /var/cache/conductor after
 "$c" build deb --variant minbase --include procps,iproute2,python3 >/dev/null
 "$c" images
 
-# podman with its own storage and config; this machine needs ulimits podman cannot raise.
+# podman with its own storage and config, with runc (Debian 12 crun refuses hybrid cgroups);
+# this machine needs ulimits podman cannot raise.
 mkdir -p "$work/podman/tmp" "$work/podman/cni"
 printf '[engine]\nlock_type = "file"\n[network]\nnetwork_backend = "cni"\nnetwork_config_dir = "%s/net"\ncni_plugin_dirs = ["%s/cni"]\n' \
   "$work/podman" "$work/podman" > "$work/podman/containers.conf"
 printf '[storage]\ndriver = "overlay"\ngraphroot = "%s/root"\nrunroot = "%s/runroot"\n' "$work/podman" "$work/podman" > "$work/podman/storage.conf"
 podman_cmd() {
   CONTAINERS_CONF=$work/podman/containers.conf CONTAINERS_STORAGE_CONF=$work/podman/storage.conf TMPDIR=$work/podman/tmp \
-    podman --cgroup-manager cgroupfs --events-backend file "$@"
+    podman --runtime runc --cgroup-manager cgroupfs --events-backend file "$@"
 }
 export -f podman_cmd; export work
 podman_cmd import "$work/busybox.tar" bb >/dev/null
-nproc_max=$(ulimit -Hu); [ "$nproc_max" = unlimited ] && nproc_max=32768
+nproc_max=$(ulimit -Hu); { [ "$nproc_max" = unlimited ] || [ "$nproc_max" -gt 32768 ]; } && nproc_max=32768
 ul="--ulimit nofile=20000:20000 --ulimit nproc=$nproc_max:$nproc_max"
 
 hyperfine --shell bash --warmup 3 --runs "$runs" --export-json "$out/engine.json" --export-markdown "$out/engine.md" \

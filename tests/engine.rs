@@ -211,6 +211,12 @@ fn bad_input_fails_cleanly() {
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: one line: {err:?}");
         e.assert_clean();
     }
+    // A second image of the same name is refused; the first stays usable.
+    let tar = common::image::busybox_tar(&e.dir);
+    let err = e.fails(&["import", tar.to_str().unwrap(), "bb"]);
+    assert!(err.contains("bb") && err.trim().lines().count() == 1, "{err}");
+    assert!(e.fails(&["import", "/nonexistent.tar", "other"]).contains("nonexistent"));
+    assert!(e.fails(&["import", tar.to_str().unwrap(), "Bad/Name"]).contains("Bad/Name"));
     // rmi is refused while a container uses the image.
     e.ok(&["run", "-d", "bb", &n, "--", "sleep", "inf"]);
     assert!(e.fails(&["rmi", "bb"]).contains("used by container"));
