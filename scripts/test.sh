@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite: build every binary once, then run unit and root integration tests.
+# The whole test suite: build every binary once, then unit and root integration tests on this
+# machine, then the cgroup tests again on pure cgroup v2 in a QEMU guest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --workspace --locked
-# Integration tests create containers; run test binaries one after another, tests within a binary in parallel.
 cargo test --workspace --locked -- --test-threads=4
+tests/qemu/cgroup_v2.sh

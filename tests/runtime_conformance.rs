@@ -254,12 +254,20 @@ fn mounts_types_and_flags() {
     let cg = at("/sys/fs/cgroup");
     assert!(cg.has("ro"), "{cg:?}");
     let cgroups = kv(rest, "cgroups");
-    for c in ["cpu", "memory", "pids", "devices"] {
-        assert!(cgroups.split(',').any(|x| x == c), "{c} missing from /sys/fs/cgroup: {cgroups}");
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        // Pure v2: one cgroup2 mount of the container's own cgroup, with its controllers' files.
+        assert_eq!(cg.fstype, "cgroup2", "{cg:?}");
+        for f in ["cgroup.controllers", "cpu.max", "memory.max", "pids.max"] {
+            assert!(cgroups.split(',').any(|x| x == f), "{f} missing from /sys/fs/cgroup: {cgroups}");
+        }
+    } else {
+        for c in ["cpu", "memory", "pids", "devices"] {
+            assert!(cgroups.split(',').any(|x| x == c), "{c} missing from /sys/fs/cgroup: {cgroups}");
+        }
+        let mem = at("/sys/fs/cgroup/memory");
+        assert_eq!(mem.fstype, "cgroup");
+        assert!(mem.super_has("memory") && mem.has("ro"), "{mem:?}");
     }
-    let mem = at("/sys/fs/cgroup/memory");
-    assert_eq!(mem.fstype, "cgroup");
-    assert!(mem.super_has("memory") && mem.has("ro"), "{mem:?}");
 
     let tmp = at("/tmp");
     assert_eq!(tmp.fstype, "tmpfs");

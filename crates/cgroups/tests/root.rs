@@ -1,6 +1,8 @@
-//! Root integration tests against the host's real cgroups (on this machine: v1 hybrid). Each
-//! test works in its own `conductor-test-<pid>-<n>` cgroup below the test process's own
-//! cgroup, removed by a guard even on failure, and signals only the helpers it started.
+//! Root integration tests against the host's real cgroups: v1 hybrid on this machine, pure v2
+//! in the QEMU guest of tests/qemu/cgroup_v2.sh. Every test asserts the same behaviour on both;
+//! only the kernel files it reads to check are picked by hierarchy. Each test works in its own
+//! `conductor-test-<pid>-<n>` cgroup below the test process's own cgroup, removed by a guard
+//! even on failure, and signals only the helpers it started.
 
 #[macro_use]
 mod common;
@@ -29,25 +31,31 @@ fn lifecycle_leaves_nothing_behind() {
     let cg = t.cg.clone();
     assert!(cg.exists());
     // runc's cpuset rule: a new v1 cpuset cgroup gets its parent's cpus and mems.
-    if !cg.is_v2() {
+    // v2: every ancestor delegated its controllers, so the limits below have their files.
+    if cg.is_v2() {
+        let have = t.read("", "cgroup.controllers");
+        for c in ["cpu", "memory", "pids"] {
+            assert!(have.split_whitespace().any(|h| h == c), "{c} not delegated: {have}");
+        }
+    } else {
         assert!(!t.read("cpuset", "cpuset.cpus").is_empty());
         assert!(!t.read("cpuset", "cpuset.mems").is_empty());
     }
-    cg.apply(&resources(
-        r#"{"cpu":{"shares":512},"pids":{"limit":10},"memory":{"limit":67108864}}"#,
-    ))
-    .unwrap();
-    assert_eq!(t.read("cpu", "cpu.shares"), "512");
+    cg.apply(&resources(r#"{"cpu":{"shares":512},"pids":{"limit":10},"memory":{"limit":67108864}}"#)).unwrap();
+    if cg.is_v2() {
+        // 512 shares on the runc/crun curve (1024 -> 100).
+        assert_eq!(t.read("cpu", "cpu.weight"), "59");
+        assert_eq!(t.read("memory", "memory.max"), "67108864");
+    } else {
+        assert_eq!(t.read("cpu", "cpu.shares"), "512");
+        assert_eq!(t.read("memory", "memory.limit_in_bytes"), "67108864");
+    }
     assert_eq!(t.read("pids", "pids.max"), "10");
-    assert_eq!(t.read("memory", "memory.limit_in_bytes"), "67108864");
 
     let pid = t.spawn("idle");
     assert_eq!(cg.pids().unwrap(), vec![pid]);
     let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    assert!(
-        own.lines().filter(|l| l.contains(&t.name)).count() >= cg.paths().len(),
-        "{own}"
-    );
+    assert!(own.lines().filter(|l| l.contains(&t.name)).count() >= cg.paths().len(), "{own}");
 
     t.kill(pid);
     assert!(cg.pids().unwrap().is_empty());
@@ -61,41 +69,34 @@ fn cpu_quota_holds_a_busy_child_at_half_a_core() {
     require_root!();
     let _s = serial();
     let mut t = TestCgroup::new();
-    t.cg.apply(&resources(r#"{"cpu":{"quota":50000,"period":100000}}"#))
-        .unwrap();
+    t.cg.apply(&resources(r#"{"cpu":{"quota":50000,"period":100000}}"#)).unwrap();
+    if t.is_v2() {
+        assert_eq!(t.read("cpu", "cpu.max"), "50000 100000");
+    } else {
+        assert_eq!(t.read("cpu", "cpu.cfs_quota_us"), "50000");
+        assert_eq!(t.read("cpu", "cpu.cfs_period_us"), "100000");
+    }
     // Two spinning threads: together they could use two cores, so only the quota holds them.
+    // Measured with the cgroup's own counters (v1 cpuacct.usage + cpu.stat, v2 cpu.stat).
     let pid = t.spawn("busy2");
     sleep(Duration::from_millis(200));
-    let (u0, s0, w0) = (t.cg.stats().unwrap(), raw_cpu_stat(&t), Instant::now());
+    let (u0, s0, w0) = (t.cpu_usage_ns(), t.cpu_throttled(), Instant::now());
     sleep(Duration::from_millis(1000));
-    let (u1, s1, wall) = (t.cg.stats().unwrap(), raw_cpu_stat(&t), w0.elapsed());
+    let (u1, s1, wall) = (t.cpu_usage_ns(), t.cpu_throttled(), w0.elapsed());
+    // The library reports the same counters (read a moment later, so not less).
+    let stats = t.cg.stats().unwrap();
     t.kill(pid);
+    assert!(stats.cpu.usage.total >= u1, "stats {} < {u1}", stats.cpu.usage.total);
+    assert!(stats.cpu.throttling.throttled_periods >= s1.0);
 
-    let cores = (u1.cpu.usage.total - u0.cpu.usage.total) as f64 / wall.as_nanos() as f64;
-    let throttled = s1["nr_throttled"] - s0["nr_throttled"];
-    let throttled_ns = s1["throttled_time"] - s0["throttled_time"];
+    let cores = (u1 - u0) as f64 / wall.as_nanos() as f64;
+    let throttled = s1.0 - s0.0;
+    let throttled_ns = s1.1 - s0.1;
     eprintln!("cpu: {cores:.3} cores over {wall:?}, {throttled} throttled periods, {throttled_ns} ns throttled");
     assert!(cores <= 0.6, "quota not enforced: {cores:.3} cores");
-    assert!(
-        cores >= 0.3,
-        "child starved far below its quota: {cores:.3} cores"
-    );
-    assert!(
-        throttled >= 5,
-        "expected throttling, got {throttled} periods"
-    );
-    assert!(
-        throttled_ns > 100_000_000,
-        "expected > 100 ms throttled, got {throttled_ns} ns"
-    );
-}
-
-fn raw_cpu_stat(t: &TestCgroup) -> BTreeMap<String, u64> {
-    t.read("cpu", "cpu.stat")
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .map(|(k, v)| (k.to_string(), v.parse().unwrap_or(0)))
-        .collect()
+    assert!(cores >= 0.3, "child starved far below its quota: {cores:.3} cores");
+    assert!(throttled >= 5, "expected throttling, got {throttled} periods");
+    assert!(throttled_ns > 100_000_000, "expected > 100 ms throttled, got {throttled_ns} ns");
 }
 
 #[test]
@@ -103,22 +104,26 @@ fn memory_limit_gets_the_child_oom_killed() {
     require_root!();
     let _s = serial();
     let mut t = TestCgroup::new();
-    t.cg.apply(&resources(
-        r#"{"memory":{"limit":33554432,"swap":33554432}}"#,
-    ))
-    .unwrap();
-    let before = t.cg.oom_kill_count().unwrap();
+    t.cg.apply(&resources(r#"{"memory":{"limit":33554432,"swap":33554432}}"#)).unwrap();
+    // swap is memory+swap in the spec: v1 memsw = 32 MiB, v2 swap.max = 32 - 32 = 0.
+    let swap_file = if t.is_v2() {
+        assert_eq!(t.read("memory", "memory.max"), "33554432");
+        ("memory.swap.max", "0")
+    } else {
+        assert_eq!(t.read("memory", "memory.limit_in_bytes"), "33554432");
+        ("memory.memsw.limit_in_bytes", "33554432")
+    };
+    if t.dir("memory").join(swap_file.0).exists() {
+        assert_eq!(t.read("memory", swap_file.0), swap_file.1);
+    }
+    let before = t.oom_kills();
+    assert_eq!(t.cg.oom_kill_count().unwrap(), before);
     let pid = t.spawn("alloc");
     let status = t.wait(pid, Duration::from_secs(10));
-    assert_eq!(
-        common::killed_by(status),
-        Some(libc::SIGKILL),
-        "helper ended with {status:?}"
-    );
-    assert!(
-        t.cg.oom_kill_count().unwrap() > before,
-        "oom_kill did not increase"
-    );
+    assert_eq!(common::killed_by(status), Some(libc::SIGKILL), "helper ended with {status:?}");
+    let after = t.oom_kills();
+    assert!(after > before, "oom_kill did not increase ({before} -> {after})");
+    assert_eq!(t.cg.oom_kill_count().unwrap(), after);
 }
 
 #[test]
@@ -127,17 +132,15 @@ fn pids_limit_makes_fork_fail_in_the_child() {
     let _s = serial();
     let mut t = TestCgroup::new();
     t.cg.apply(&resources(r#"{"pids":{"limit":5}}"#)).unwrap();
+    assert_eq!(t.read("pids", "pids.max"), "5");
+    let refused_before = t.keyed("pids", "pids.events", "max");
     let pid = t.spawn("fork");
     let code = t.wait(pid, Duration::from_secs(10)).code();
     let started = code.map(|c| c - 100);
-    assert!(
-        matches!(started, Some(0..=4)),
-        "expected EAGAIN after fewer than 5 forks, helper exit code {code:?}"
-    );
-    assert!(
-        t.read("pids", "pids.events").starts_with("max ")
-            && t.read("pids", "pids.events") != "max 0"
-    );
+    assert!(matches!(started, Some(0..=4)), "expected EAGAIN after fewer than 5 forks, helper exit code {code:?}");
+    // The kernel counted the refused fork in this cgroup (same file and line on v1 and v2).
+    let refused = t.keyed("pids", "pids.events", "max");
+    assert!(refused > refused_before, "pids.events max: {refused_before} -> {refused}");
 }
 
 #[test]
@@ -149,20 +152,20 @@ fn freeze_stops_progress_and_thaw_resumes_it() {
     sleep(Duration::from_millis(100));
     t.cg.freeze().unwrap();
     assert_eq!(t.cg.state().unwrap(), FreezerState::Frozen);
-    let u0 = t.cg.stats().unwrap().cpu.usage.total;
+    // v1 freezer.state; v2 cgroup.freeze=1 and "frozen 1" in cgroup.events.
+    assert_eq!(t.kernel_freezer_state(), "FROZEN");
+    let u0 = t.cpu_usage_ns();
     sleep(Duration::from_millis(300));
-    let u1 = t.cg.stats().unwrap().cpu.usage.total;
+    let u1 = t.cpu_usage_ns();
     assert_eq!(u0, u1, "frozen child kept running");
+    assert_eq!(t.cg.stats().unwrap().cpu.usage.total, u1);
 
     t.cg.thaw().unwrap();
     assert_eq!(t.cg.state().unwrap(), FreezerState::Thawed);
+    assert_eq!(t.kernel_freezer_state(), "THAWED");
     sleep(Duration::from_millis(300));
-    let u2 = t.cg.stats().unwrap().cpu.usage.total;
-    assert!(
-        u2 - u1 > 50_000_000,
-        "thawed child made no progress ({} ns)",
-        u2 - u1
-    );
+    let u2 = t.cpu_usage_ns();
+    assert!(u2 - u1 > 50_000_000, "thawed child made no progress ({} ns)", u2 - u1);
     t.kill(pid);
 }
 
@@ -175,17 +178,11 @@ fn kill_all_kills_every_process() {
     let b = t.spawn("busy");
     t.cg.kill_all(libc::SIGKILL).unwrap();
     for pid in [a, b] {
-        assert_eq!(
-            common::killed_by(t.wait(pid, Duration::from_secs(5))),
-            Some(libc::SIGKILL)
-        );
+        assert_eq!(common::killed_by(t.wait(pid, Duration::from_secs(5))), Some(libc::SIGKILL));
     }
     assert!(t.cg.pids().unwrap().is_empty());
-    assert_eq!(
-        t.cg.state().unwrap(),
-        FreezerState::Thawed,
-        "kill_all must not leave the cgroup frozen"
-    );
+    assert_eq!(t.cg.state().unwrap(), FreezerState::Thawed, "kill_all must not leave the cgroup frozen");
+    assert_eq!(t.kernel_freezer_state(), "THAWED");
 }
 
 #[test]
@@ -193,46 +190,55 @@ fn stats_match_the_files() {
     require_root!();
     let _s = serial();
     let mut t = TestCgroup::new();
-    t.cg.apply(&resources(
-        r#"{"memory":{"limit":67108864},"pids":{"limit":10},"cpu":{"quota":20000}}"#,
-    ))
-    .unwrap();
+    t.cg.apply(&resources(r#"{"memory":{"limit":67108864},"pids":{"limit":10},"cpu":{"quota":20000}}"#)).unwrap();
     common::spawn_holding(&mut t);
-    let usage_before: u64 = t.read("cpuacct", "cpuacct.usage").parse().unwrap();
+    let v2 = t.is_v2();
+    let usage_before = t.cpu_usage_ns();
     let s = t.cg.stats().unwrap();
-    let usage_after: u64 = t.read("cpuacct", "cpuacct.usage").parse().unwrap();
+    let usage_after = t.cpu_usage_ns();
 
-    assert!((usage_before..=usage_after).contains(&s.cpu.usage.total));
-    assert_eq!(
-        s.cpu.usage.percpu.len(),
-        t.read("cpuacct", "cpuacct.usage_percpu")
-            .split_whitespace()
-            .count()
-    );
-    assert_eq!(s.cpu.throttling.periods, raw_cpu_stat(&t)["nr_periods"]);
-    assert_eq!(s.memory.usage.limit, 67_108_864);
-    assert_eq!(
-        s.memory.usage.limit.to_string(),
-        t.read("memory", "memory.limit_in_bytes")
-    );
-    assert_eq!(
-        s.memory.usage.failcnt.to_string(),
-        t.read("memory", "memory.failcnt")
-    );
     assert!(
-        s.memory.usage.usage >= 8 << 20,
-        "usage {}",
-        s.memory.usage.usage
+        (usage_before..=usage_after).contains(&s.cpu.usage.total),
+        "{usage_before} <= {} <= {usage_after}",
+        s.cpu.usage.total
     );
+    if v2 {
+        // v2 has no per-CPU figures; runc leaves them out.
+        assert!(s.cpu.usage.percpu.is_empty());
+    } else {
+        assert_eq!(s.cpu.usage.percpu.len(), t.read("cpuacct", "cpuacct.usage_percpu").split_whitespace().count());
+    }
+    let cpu_stat = t.read_keyed("cpu", "cpu.stat");
+    assert_eq!(s.cpu.throttling.periods, cpu_stat["nr_periods"]);
+    assert_eq!(s.cpu.throttling.throttled_periods, cpu_stat["nr_throttled"]);
+
+    let (limit_file, failcnt) = if v2 {
+        ("memory.max", t.keyed("memory", "memory.events", "max"))
+    } else {
+        ("memory.limit_in_bytes", t.read("memory", "memory.failcnt").parse().unwrap())
+    };
+    assert_eq!(s.memory.usage.limit, 67_108_864);
+    assert_eq!(s.memory.usage.limit.to_string(), t.read("memory", limit_file));
+    assert_eq!(s.memory.usage.failcnt, failcnt);
+    assert!(s.memory.usage.usage >= 8 << 20, "usage {}", s.memory.usage.usage);
     assert!(s.memory.usage.max >= s.memory.usage.usage);
-    assert_eq!(s.memory.raw.get("cache").copied(), Some(s.memory.cache));
+    // raw is memory.stat as is; the page cache is v1's "cache", v2's "file".
+    let memory_stat = t.read_keyed("memory", "memory.stat");
+    assert_eq!(s.memory.raw.keys().collect::<Vec<_>>(), memory_stat.keys().collect::<Vec<_>>());
+    let cache_key = if v2 { "file" } else { "cache" };
+    assert_eq!(s.memory.raw.get(cache_key).copied(), Some(s.memory.cache));
     assert_eq!(s.pids.limit, 10);
+    assert_eq!(s.pids.limit.to_string(), t.read("pids", "pids.max"));
     assert_eq!(s.pids.current.to_string(), t.read("pids", "pids.current"));
 
     let json = serde_json::to_value(&s).unwrap();
     assert_eq!(json["memory"]["usage"]["limit"], 67_108_864);
     assert_eq!(json["pids"]["limit"], 10);
-    assert!(json["cpu"]["usage"]["percpu"].is_array());
+    if v2 {
+        assert!(json["cpu"]["usage"].get("percpu").is_none());
+    } else {
+        assert!(json["cpu"]["usage"]["percpu"].is_array());
+    }
 }
 
 /// Every readable, writable file of the cgroup, to show that a refused update changed nothing.
@@ -241,13 +247,15 @@ fn snapshot(t: &TestCgroup) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for dir in t.cg.paths().values() {
         for e in std::fs::read_dir(dir).unwrap().flatten() {
-            let writable = e
-                .metadata()
-                .map(|m| m.permissions().mode() & 0o200 != 0)
-                .unwrap_or(false);
+            let writable = e.metadata().map(|m| m.permissions().mode() & 0o200 != 0).unwrap_or(false);
             let name = e.file_name().to_string_lossy().to_string();
-            // Counters that tick by themselves or are write-only triggers.
-            if !writable || name.contains("max_usage") || name == "cgroup.procs" || name == "tasks"
+            // Counters that tick by themselves (v1 max_usage, v2 peaks and pressure stall
+            // figures, writable for triggers) and lists of tasks.
+            if !writable
+                || name.contains("max_usage")
+                || name.ends_with(".peak")
+                || name.ends_with(".pressure")
+                || ["cgroup.procs", "cgroup.threads", "tasks"].contains(&name.as_str())
             {
                 continue;
             }
@@ -264,47 +272,31 @@ fn invalid_input_leaves_no_file_changed() {
     require_root!();
     let _s = serial();
     let mut t = TestCgroup::new();
-    t.cg.apply(&resources(
-        r#"{"cpu":{"shares":512,"quota":30000},"memory":{"limit":67108864}}"#,
-    ))
-    .unwrap();
+    t.cg.apply(&resources(r#"{"cpu":{"shares":512,"quota":30000},"memory":{"limit":67108864}}"#)).unwrap();
     common::spawn_holding(&mut t); // so a tiny limit is "below current usage"
+    let v2 = t.is_v2();
     let before = snapshot(&t);
-    assert!(before.keys().any(|k| k.ends_with("cpu.shares")));
+    let shares_file = if v2 { "/cpu.weight" } else { "/cpu.shares" };
+    assert!(before.keys().any(|k| k.ends_with(shares_file)), "{before:?}");
 
+    // Raw v2 files: refused outright on v1, an unknown file refused on v2.
+    let unified = if v2 {
+        (
+            r#"{"cpu":{"shares":1024},"unified":{"memory.bogus":"1"}}"#,
+            "linux.resources.unified.memory.bogus: no such file in this cgroup",
+        )
+    } else {
+        (r#"{"cpu":{"shares":1024},"unified":{"memory.max":"1"}}"#, "linux.resources.unified: needs cgroup v2")
+    };
     let cases = [
-        (
-            r#"{"cpu":{"shares":1024,"quota":0}}"#,
-            "linux.resources.cpu.quota: must be > 0 or -1, got 0",
-        ),
-        (
-            r#"{"cpu":{"shares":1024,"period":999}}"#,
-            "linux.resources.cpu.period:",
-        ),
-        (
-            r#"{"cpu":{"shares":1024,"cpus":"0-4095"}}"#,
-            "linux.resources.cpu.cpus:",
-        ),
-        (
-            r#"{"cpu":{"shares":1024},"memory":{"limit":4096}}"#,
-            "linux.resources.memory.limit: 4096 is below the current usage",
-        ),
-        (
-            r#"{"cpu":{"shares":1024},"memory":{"swappiness":101}}"#,
-            "linux.resources.memory.swappiness:",
-        ),
-        (
-            r#"{"cpu":{"shares":1024},"pids":{"limit":-2}}"#,
-            "linux.resources.pids.limit:",
-        ),
-        (
-            r#"{"cpu":{"shares":1024},"unified":{"memory.max":"1"}}"#,
-            "linux.resources.unified: needs cgroup v2",
-        ),
-        (
-            r#"{"cpu":{"shares":1024},"devices":[{"allow":true,"access":"rwx"}]}"#,
-            "linux.resources.devices[0].access:",
-        ),
+        (r#"{"cpu":{"shares":1024,"quota":0}}"#, "linux.resources.cpu.quota: must be > 0 or -1, got 0"),
+        (r#"{"cpu":{"shares":1024,"period":999}}"#, "linux.resources.cpu.period:"),
+        (r#"{"cpu":{"shares":1024,"cpus":"0-4095"}}"#, "linux.resources.cpu.cpus:"),
+        (r#"{"cpu":{"shares":1024},"memory":{"limit":4096}}"#, "linux.resources.memory.limit: 4096 is below the current usage"),
+        (r#"{"cpu":{"shares":1024},"memory":{"swappiness":101}}"#, "linux.resources.memory.swappiness:"),
+        (r#"{"cpu":{"shares":1024},"pids":{"limit":-2}}"#, "linux.resources.pids.limit:"),
+        unified,
+        (r#"{"cpu":{"shares":1024},"devices":[{"allow":true,"access":"rwx"}]}"#, "linux.resources.devices[0].access:"),
     ];
     for (json, want) in cases {
         let err = t.cg.apply(&resources(json)).expect_err(json).to_string();
@@ -313,16 +305,24 @@ fn invalid_input_leaves_no_file_changed() {
     }
     assert_eq!(snapshot(&t), before, "a refused update changed files");
 
-    // Valid input the kernel refuses midway (this kernel rejects use_hierarchy=0): the cpu
-    // writes already made are put back.
-    if t.read("memory", "memory.use_hierarchy") == "1" {
-        let err = t.cg.apply(&resources(
-            r#"{"cpu":{"shares":700,"quota":60000},"memory":{"useHierarchy":false}}"#,
-        ));
+    // Valid-looking input the kernel refuses midway: the cpu writes already made are put
+    // back. v2: a raw memory.high value the kernel cannot parse (written after the typed
+    // fields); v1: use_hierarchy=0, which new kernels reject.
+    if v2 {
+        let e =
+            t.cg.apply(&resources(r#"{"cpu":{"shares":700,"quota":60000},"unified":{"memory.high":"bogus"}}"#))
+                .expect_err("the kernel refuses memory.high=bogus");
+        eprintln!("kernel refused as expected: {e}");
+        assert_eq!(t.read("cpu", "cpu.weight"), "59");
+        assert_eq!(t.read("cpu", "cpu.max"), "30000 100000");
+        assert_eq!(snapshot(&t), before, "a refused update changed files");
+    } else if t.read("memory", "memory.use_hierarchy") == "1" {
+        let err = t.cg.apply(&resources(r#"{"cpu":{"shares":700,"quota":60000},"memory":{"useHierarchy":false}}"#));
         if let Err(e) = err {
             eprintln!("kernel refused as expected: {e}");
             assert_eq!(t.read("cpu", "cpu.shares"), "512");
             assert_eq!(t.read("cpu", "cpu.cfs_quota_us"), "30000");
+            assert_eq!(snapshot(&t), before, "a refused update changed files");
         }
     }
 }
@@ -332,36 +332,20 @@ fn device_program_is_enforced_through_the_unified_hierarchy() {
     require_root!();
     let _s = serial();
     let mut t = TestCgroup::new();
-    let Some(unified) =
-        t.cg.paths()
-            .get(if t.cg.is_v2() { "" } else { "unified" })
-            .cloned()
-    else {
+    let Some(unified) = t.cg.paths().get(if t.cg.is_v2() { "" } else { "unified" }).cloned() else {
         eprintln!("skipping: no cgroup2 hierarchy");
         return;
     };
-    let rules = |json: &str| {
-        devices::rules_from_oci(&serde_json::from_str::<Vec<_>>(json).unwrap()).unwrap()
-    };
-    let only_null = rules(
-        r#"[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"}]"#,
-    );
+    let rules = |json: &str| devices::rules_from_oci(&serde_json::from_str::<Vec<_>>(json).unwrap()).unwrap();
+    let only_null = rules(r#"[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"}]"#);
     devices::attach_program(&unified, &only_null).unwrap();
     let pid = t.spawn("devices");
-    assert_eq!(
-        t.wait(pid, Duration::from_secs(10)).code(),
-        Some(0),
-        "/dev/null allowed and /dev/zero denied"
-    );
+    assert_eq!(t.wait(pid, Duration::from_secs(10)).code(), Some(0), "/dev/null allowed and /dev/zero denied");
 
     // Replacing the program (the old one is detached) opens /dev/zero again.
     devices::attach_program(&unified, &rules(r#"[{"allow":true,"access":"rwm"}]"#)).unwrap();
     let pid = t.spawn("devices");
-    assert_eq!(
-        t.wait(pid, Duration::from_secs(10)).code(),
-        Some(10),
-        "both devices allowed after replacement"
-    );
+    assert_eq!(t.wait(pid, Duration::from_secs(10)).code(), Some(10), "both devices allowed after replacement");
 }
 
 #[test]
@@ -380,17 +364,11 @@ fn every_write_and_mkdir_is_an_explain_event() {
     let _ = cg.destroy();
     result.unwrap();
     let events = events.lock().unwrap().clone();
-    let has = |suffix: &str, value: &str| {
-        events
-            .iter()
-            .any(|(p, v)| p.ends_with(suffix) && v == value)
-    };
+    let has = |suffix: &str, value: &str| events.iter().any(|(p, v)| p.ends_with(suffix) && v == value);
     assert!(has(&name, "mkdir"), "{events:?}");
     assert!(has("pids.max", "7"), "{events:?}");
     assert!(has(&name, "rmdir"), "{events:?}");
-    assert!(Path::new(&cg.paths().values().next().unwrap())
-        .exists()
-        .eq(&false));
+    assert!(Path::new(&cg.paths().values().next().unwrap()).exists().eq(&false));
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 pub mod explain;
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -54,17 +55,9 @@ pub struct TestCgroup {
 impl TestCgroup {
     pub fn new() -> TestCgroup {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            "conductor-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
+        let name = format!("conductor-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
         let cg = Cgroup::new(Some(&name), &name).expect("resolve test cgroup");
-        let t = TestCgroup {
-            cg,
-            name,
-            children: Vec::new(),
-        };
+        let t = TestCgroup { cg, name, children: Vec::new() };
         t.cg.create().expect("create test cgroup");
         t
     }
@@ -74,21 +67,13 @@ impl TestCgroup {
         let mut child = spawn_helper(mode);
         let pid = child.id() as i32;
         self.cg.add_pid(pid).expect("add helper to cgroup");
-        child
-            .stdin
-            .as_mut()
-            .expect("stdin")
-            .write_all(b"g")
-            .expect("start helper");
+        child.stdin.as_mut().expect("stdin").write_all(b"g").expect("start helper");
         self.children.push(child);
         pid
     }
 
     pub fn child(&mut self, pid: i32) -> &mut Child {
-        self.children
-            .iter_mut()
-            .find(|c| c.id() as i32 == pid)
-            .expect("our child")
+        self.children.iter_mut().find(|c| c.id() as i32 == pid).expect("our child")
     }
 
     /// Wait for a helper to end on its own (or be killed), with a deadline.
@@ -99,10 +84,7 @@ impl TestCgroup {
             if let Some(status) = child.try_wait().expect("try_wait") {
                 return status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "helper {pid} did not exit within {timeout:?}"
-            );
+            assert!(Instant::now() < deadline, "helper {pid} did not exit within {timeout:?}");
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -114,21 +96,85 @@ impl TestCgroup {
         let _ = child.wait();
     }
 
+    pub fn is_v2(&self) -> bool {
+        self.cg.is_v2()
+    }
+
+    /// The directory holding `controller`'s files: on v1 that controller's hierarchy, on v2 the
+    /// one directory (where every controller's files live).
     pub fn dir(&self, controller: &str) -> PathBuf {
-        self.cg
-            .paths()
+        let paths = self.cg.paths();
+        if self.is_v2() {
+            return paths.get("").cloned().expect("v2 cgroup dir");
+        }
+        paths
             .into_iter()
             .find(|(k, _)| k.split(',').any(|c| c == controller))
             .map(|(_, p)| p)
-            .expect("controller dir")
+            .unwrap_or_else(|| panic!("no v1 hierarchy for controller {controller}"))
     }
 
     pub fn read(&self, controller: &str, file: &str) -> String {
         let path = self.dir(controller).join(file);
-        std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-            .trim()
-            .to_string()
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())).trim().to_string()
+    }
+
+    /// A flat-keyed file ("key value" lines: cpu.stat, memory.events, ...) as a map; lines
+    /// whose value is not a number are left out.
+    pub fn read_keyed(&self, controller: &str, file: &str) -> BTreeMap<String, u64> {
+        self.read(controller, file)
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter_map(|(k, v)| Some((k.to_string(), v.trim().parse().ok()?)))
+            .collect()
+    }
+
+    /// One value of a flat-keyed file; panics naming the file when the key is missing.
+    pub fn keyed(&self, controller: &str, file: &str, key: &str) -> u64 {
+        *self.read_keyed(controller, file).get(key).unwrap_or_else(|| panic!("{file} has no {key} line"))
+    }
+
+    /// CPU time the cgroup's tasks used, in ns, straight from the kernel's counter:
+    /// v1 cpuacct.usage, v2 cpu.stat usage_usec.
+    pub fn cpu_usage_ns(&self) -> u64 {
+        if self.is_v2() {
+            self.keyed("cpu", "cpu.stat", "usage_usec") * 1000
+        } else {
+            self.read("cpuacct", "cpuacct.usage").parse().expect("cpuacct.usage")
+        }
+    }
+
+    /// CFS bandwidth counters from cpu.stat: (periods throttled, time throttled in ns);
+    /// v1 names them nr_throttled / throttled_time, v2 nr_throttled / throttled_usec.
+    pub fn cpu_throttled(&self) -> (u64, u64) {
+        let st = self.read_keyed("cpu", "cpu.stat");
+        let get = |k: &str| *st.get(k).unwrap_or_else(|| panic!("cpu.stat has no {k}"));
+        let ns = if self.is_v2() { get("throttled_usec") * 1000 } else { get("throttled_time") };
+        (get("nr_throttled"), ns)
+    }
+
+    /// The OOM killer's count in the cgroup's own file: v1 memory.oom_control, v2
+    /// memory.events, both as an "oom_kill N" line.
+    pub fn oom_kills(&self) -> u64 {
+        let file = if self.is_v2() { "memory.events" } else { "memory.oom_control" };
+        self.keyed("memory", file, "oom_kill")
+    }
+
+    /// What the kernel says about freezing: v1 freezer.state, v2 cgroup.freeze plus the
+    /// "frozen" line of cgroup.events, as "THAWED" / "FREEZING" / "FROZEN".
+    pub fn kernel_freezer_state(&self) -> String {
+        if !self.is_v2() {
+            return self.read("freezer", "freezer.state");
+        }
+        let asked = self.read("", "cgroup.freeze") == "1";
+        let frozen = self.keyed("", "cgroup.events", "frozen") == 1;
+        match (asked, frozen) {
+            (false, false) => "THAWED",
+            (true, false) => "FREEZING",
+            (true, true) => "FROZEN",
+            (false, true) => "THAWING",
+        }
+        .to_string()
     }
 }
 
@@ -148,13 +194,7 @@ impl Drop for TestCgroup {
 
 fn spawn_helper(mode: &str) -> Child {
     Command::new(std::env::current_exe().expect("current_exe"))
-        .args([
-            "--exact",
-            "helper_entry",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
+        .args(["--exact", "helper_entry", "--nocapture", "--test-threads=1", "-q"])
         .env(HELPER_ENV, mode)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -175,9 +215,7 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
 pub fn spawn_holding(t: &mut TestCgroup) -> i32 {
     let pid = t.spawn("hold");
     wait_until("8 MiB charged", Duration::from_secs(5), || {
-        t.cg.stats()
-            .map(|s| s.memory.usage.usage >= 8 << 20)
-            .unwrap_or(false)
+        t.cg.stats().map(|s| s.memory.usage.usage >= 8 << 20).unwrap_or(false)
     });
     pid
 }
@@ -243,18 +281,10 @@ pub mod helper {
         let mut kids = Vec::new();
         let mut code = 50;
         for _ in 0..20 {
-            match Command::new("/bin/sleep")
-                .arg("30")
-                .stdin(Stdio::null())
-                .spawn()
-            {
+            match Command::new("/bin/sleep").arg("30").stdin(Stdio::null()).spawn() {
                 Ok(k) => kids.push(k),
                 Err(e) => {
-                    code = if e.raw_os_error() == Some(libc::EAGAIN) {
-                        100 + kids.len() as i32
-                    } else {
-                        1
-                    };
+                    code = if e.raw_os_error() == Some(libc::EAGAIN) { 100 + kids.len() as i32 } else { 1 };
                     break;
                 }
             }
@@ -269,10 +299,7 @@ pub mod helper {
     /// Exit 0 if /dev/null opens and /dev/zero is refused with EPERM; 10 if both open;
     /// 11/12 for other outcomes.
     fn devices() -> i32 {
-        let null = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/null");
+        let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null");
         let zero = std::fs::File::open("/dev/zero");
         match (null, zero) {
             (Ok(_), Err(e)) if e.raw_os_error() == Some(libc::EPERM) => 0,
