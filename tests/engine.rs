@@ -302,3 +302,26 @@ fn interactive_run_through_a_pty() {
     e.ok(&["stop", &n]);
     e.assert_clean();
 }
+
+#[test]
+fn ctrl_c_reaches_an_attached_container() {
+    if skip_unless_root() {
+        return;
+    }
+    let mut e = Engine::new("sigint");
+    let n = e.name("int");
+    let out = e.dir.join("out");
+    let child = e
+        .cmd()
+        .args(["run", "bb", &n, "--", "sh", "-c", "trap 'echo got INT; exit 3' INT; echo ready; while :; do sleep 0.1; done"])
+        .stdout(std::fs::File::create(&out).unwrap())
+        .spawn()
+        .unwrap();
+    assert!(wait_for(10, || std::fs::read_to_string(&out).unwrap_or_default().contains("ready")));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = child.wait_with_output().unwrap().status;
+    assert_eq!(status.code(), Some(3));
+    assert!(std::fs::read_to_string(&out).unwrap().contains("got INT"));
+    e.ok(&["stop", &n]);
+    e.assert_clean();
+}

@@ -46,7 +46,7 @@ impl Engine {
         Ok(Engine { paths, images })
     }
 
-    fn runtime_root(&self) -> PathBuf {
+    pub(crate) fn runtime_root(&self) -> PathBuf {
         self.paths.runtime_root()
     }
 
@@ -100,7 +100,8 @@ impl Engine {
         if opts.detach {
             return Ok(Outcome::Detached);
         }
-        let _ = nix::sys::wait::waitpid(mon, None);
+        // Signals to us (Ctrl-C without a terminal) reach the container through the monitor.
+        conductor_runtime::wait::foreground(mon, None)?;
         let st = dir.state()?;
         Ok(Outcome::Exited(st.exit_code.unwrap_or(255)))
     }
@@ -115,6 +116,8 @@ impl Engine {
         }
         if let Ok(st) = dir.state() {
             if self.init_alive(&st) {
+                // A frozen process cannot act on SIGTERM: thaw a paused container first.
+                let _ = conductor_runtime::lifecycle::resume(&self.runtime_root(), cname);
                 let _ = conductor_runtime::kill(&self.runtime_root(), cname, libc::SIGTERM, false);
                 if !wait_dead(&st, timeout) {
                     let _ = conductor_runtime::kill(&self.runtime_root(), cname, libc::SIGKILL, true);
@@ -137,7 +140,7 @@ impl Engine {
         std::fs::remove_dir_all(&dir.path).ctx(|| format!("remove {}", dir.path.display()))
     }
 
-    fn init_alive(&self, st: &State) -> bool {
+    pub(crate) fn init_alive(&self, st: &State) -> bool {
         st.pid > 0 && conductor_sys::process::is_alive(Pid::from_raw(st.pid), Some(st.pid_start))
     }
 
@@ -174,7 +177,7 @@ impl Engine {
         Ok(conductor_runtime::kill(&self.runtime_root(), cname, signal, false)?)
     }
 
-    fn existing(&self, cname: &str) -> Result<Dir> {
+    pub(crate) fn existing(&self, cname: &str) -> Result<Dir> {
         name::validate(cname)?;
         let dir = Dir::of(&self.paths, cname);
         if !dir.exists() {
@@ -189,8 +192,8 @@ impl Engine {
             .filter_map(|n| {
                 let dir = Dir::of(&self.paths, &n);
                 let (c, st) = (dir.config().ok()?, dir.state().ok()?);
-                let status = self.status(&st);
-                let running = status == Status::Running;
+                let status = self.live_status(&n, &st);
+                let running = matches!(status, Status::Running | Status::Paused);
                 (all || running).then(|| Summary {
                     name: c.name,
                     image: c.image,
@@ -198,6 +201,7 @@ impl Engine {
                     created: c.created,
                     status: match status {
                         Status::Running => "running".into(),
+                        Status::Paused => "paused".into(),
                         Status::Creating => "creating".into(),
                         Status::Exited => format!("exited ({})", st.exit_code.map_or("?".into(), |c| c.to_string())),
                     },
@@ -213,7 +217,8 @@ impl Engine {
         let dir = self.existing(cname)?;
         let (c, st) = (dir.config()?, dir.state()?);
         let oci: Value = std::fs::read(dir.path.join("config.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null);
-        let status = self.status(&st);
+        let status = self.live_status(cname, &st);
+        let running = matches!(status, Status::Running | Status::Paused);
         Ok(json!({
             "Name": c.name,
             "Image": c.image,
@@ -221,8 +226,9 @@ impl Engine {
             "Created": c.created,
             "State": {
                 "Status": status,
-                "Running": status == Status::Running,
-                "Pid": if status == Status::Running { st.pid } else { 0 },
+                "Running": running,
+                "Paused": status == Status::Paused,
+                "Pid": if running { st.pid } else { 0 },
                 "ExitCode": st.exit_code,
                 "OOMKilled": st.oom_killed,
                 "StartedAt": st.started,
@@ -250,6 +256,9 @@ impl Engine {
         let st = dir.state()?;
         if !self.init_alive(&st) {
             return Err(Error::Invalid(format!("container {cname:?} is not running")));
+        }
+        if self.live_status(cname, &st) == Status::Paused {
+            return Err(Error::Invalid(format!("container {cname:?} is paused: unpause it first")));
         }
         let raw = std::fs::read(dir.path.join("config.json")).ctx(|| "read config".into())?;
         let oci = conductor_runtime::config::parse(&raw).map_err(Error::Invalid)?;

@@ -33,6 +33,9 @@ pub struct Launch {
     pub lock_fd: RawFd,
 }
 
+/// What an attached CLI passes on (Ctrl-C and friends), as `docker run` does.
+const FORWARDED: [Signal; 6] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2];
+
 #[derive(Serialize, Deserialize)]
 enum Report {
     Started(i32),
@@ -182,6 +185,10 @@ fn pump(dir: &Dir, mut io: Io) -> i32 {
     let mut log = logs::Writer::open(&dir.log(), logs::MAX_SIZE).ok();
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
+    // Signals sent to the monitor (by an attached CLI) go on to the container.
+    for sig in FORWARDED {
+        mask.add(sig);
+    }
     let _ = mask.thread_block();
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok();
     let mut buf = vec![0u8; 16 * 1024];
@@ -225,7 +232,14 @@ fn pump(dir: &Dir, mut io: Io) -> i32 {
             match w {
                 3 => {
                     if let Some(s) = &sfd {
-                        while let Ok(Some(_)) = s.read_signal() {}
+                        while let Ok(Some(si)) = s.read_signal() {
+                            match Signal::try_from(si.ssi_signo as i32) {
+                                Ok(Signal::SIGCHLD) | Err(_) => {}
+                                Ok(sig) => {
+                                    let _ = nix::sys::signal::kill(io.pid, sig);
+                                }
+                            }
+                        }
                     }
                 }
                 2 => {
