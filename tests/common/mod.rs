@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{json, Value};
 
+pub mod cgroup;
 pub mod host;
 pub mod engine;
 pub mod image;

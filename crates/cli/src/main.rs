@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use conductor_engine::{options, Engine, ExecOptions, Outcome, Paths, RunOptions};
+use conductor_engine::resources::{ContainerStats, StatsSample};
+use conductor_engine::{options, Engine, ExecOptions, Outcome, Paths, ResourceUpdate, RunOptions};
 
 #[derive(Parser)]
 #[command(name = "conductor", about = "A container engine: images, containers, networks", version)]
@@ -79,6 +80,32 @@ enum Cmd {
         time: u64,
         name: String,
     },
+    /// Change a running container's limits.
+    Update {
+        /// CPU limit in CPUs, e.g. 1.5.
+        #[arg(long, allow_hyphen_values = true)]
+        cpus: Option<String>,
+        /// Memory limit, e.g. 256m.
+        #[arg(short, long, allow_hyphen_values = true)]
+        memory: Option<String>,
+        /// Maximum number of processes (-1: unlimited).
+        #[arg(long, allow_hyphen_values = true)]
+        pids_limit: Option<String>,
+        name: String,
+    },
+    /// Freeze every process of a container.
+    Pause { name: String },
+    /// Resume a paused container.
+    Unpause { name: String },
+    /// Show containers' CPU, memory and process counts (default: all running ones).
+    Stats {
+        /// Print one sample and exit instead of redrawing every second.
+        #[arg(long)]
+        no_stream: bool,
+        #[arg(long, value_parser = ["table", "json"], default_value = "table")]
+        format: String,
+        names: Vec<String>,
+    },
     /// Remove whatever crashed commands left behind.
     Prune,
 }
@@ -103,12 +130,12 @@ struct RunArgs {
     #[arg(short, long)]
     user: Option<String>,
     /// CPU limit in CPUs, e.g. 0.5.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     cpus: Option<String>,
     /// Memory limit, e.g. 256m.
-    #[arg(short, long)]
+    #[arg(short, long, allow_hyphen_values = true)]
     memory: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pids_limit: Option<String>,
     /// Mount the root filesystem read-only.
     #[arg(long)]
@@ -226,6 +253,24 @@ fn run(cli: Cli) -> Result<i32> {
             engine.stop(&name, Duration::from_secs(time))?;
             println!("{name}");
         }
+        Cmd::Update { cpus, memory, pids_limit, name } => {
+            let u = ResourceUpdate {
+                cpus: cpus.as_deref().map(options::parse_cpus).transpose()?,
+                memory: memory.as_deref().map(options::parse_memory).transpose()?,
+                pids_limit: pids_limit.as_deref().map(options::parse_pids).transpose()?,
+            };
+            engine.update(&name, &u)?;
+            println!("{name}");
+        }
+        Cmd::Pause { name } => {
+            engine.pause(&name)?;
+            println!("{name}");
+        }
+        Cmd::Unpause { name } => {
+            engine.unpause(&name)?;
+            println!("{name}");
+        }
+        Cmd::Stats { no_stream, format, names } => stats(&engine, no_stream, format == "json", names)?,
         Cmd::Prune => {
             for r in engine.prune() {
                 println!("removed {r}");
@@ -277,6 +322,89 @@ fn exec(engine: &Engine, e: ExecArgs) -> Result<i32> {
     match engine.exec(&e.name, &e.command, &opts)? {
         Outcome::Detached => Ok(0),
         Outcome::Exited(code) => Ok(code),
+    }
+}
+
+/// `stats`: a table (or JSON lines) of every named, else every running, container; with
+/// streaming, redrawn every second until interrupted, the CPU % taken over that second.
+fn stats(engine: &Engine, no_stream: bool, json: bool, names: Vec<String>) -> Result<()> {
+    let pick = || if names.is_empty() { engine.live_names() } else { names.clone() };
+    if no_stream {
+        let list = engine.stats_many(&pick(), Duration::from_millis(500))?;
+        return print_stats(&list, json, false);
+    }
+    let sample_all = |names: &[String], strict: bool| -> Result<Vec<StatsSample>> {
+        let mut v = Vec::new();
+        for n in names {
+            match engine.stats_sample(n) {
+                Ok(s) => v.push(s),
+                Err(e) if strict => return Err(e.into()),
+                // A container that stopped meanwhile drops out of the stream.
+                Err(_) => {}
+            }
+        }
+        Ok(v)
+    };
+    let mut prev = sample_all(&pick(), true)?;
+    let redraw = std::io::stdout().is_terminal() && !json;
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let cur = sample_all(&pick(), false)?;
+        let rows: Vec<ContainerStats> = cur
+            .iter()
+            .map(|c| {
+                prev.iter()
+                    .find(|p| p.name == c.name)
+                    .map_or_else(|| ContainerStats::between(c, c), |p| ContainerStats::between(p, c))
+            })
+            .collect();
+        print_stats(&rows, json, redraw)?;
+        if !names.is_empty() && rows.is_empty() {
+            return Ok(());
+        }
+        prev = cur;
+    }
+}
+
+fn print_stats(rows: &[ContainerStats], json: bool, redraw: bool) -> Result<()> {
+    use std::io::Write;
+    let mut out = String::new();
+    if json {
+        for r in rows {
+            out += &serde_json::to_string(r)?;
+            out.push('\n');
+        }
+    } else {
+        if redraw {
+            // Clear the screen and home the cursor, as `docker stats` does.
+            out += "\x1b[2J\x1b[H";
+        }
+        out += &format!("{:<24} {:<8} {:<22} {:<8} {}\n", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS");
+        for r in rows {
+            let mem = format!("{} / {}", binary_size(r.memory_usage), binary_size(r.memory_limit));
+            let (cpu, mem_pct) = (format!("{:.2}%", r.cpu_percent), format!("{:.2}%", r.memory_percent));
+            out += &format!("{:<24} {:<8} {:<22} {:<8} {}\n", r.name, cpu, mem, mem_pct, r.pids);
+        }
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(out.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Sizes as `docker stats` prints them: binary units (KiB, MiB, GiB).
+fn binary_size(b: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b}B")
+    } else {
+        format!("{v:.2}{}", units[u])
     }
 }
 

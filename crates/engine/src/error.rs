@@ -8,11 +8,11 @@ pub enum Error {
     NoContainer(String),
     #[error("container name {0:?} is already in use (stop it first)")]
     NameInUse(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Runtime(#[from] conductor_runtime::Error),
-    #[error("{0}")]
+    #[error(transparent)]
     Image(#[from] conductor_image::Error),
-    #[error("{0}")]
+    #[error(transparent)]
     Cgroup(#[from] conductor_cgroups::Error),
     // The cause is part of the message, not a `source`: printed once, on one line.
     #[error("{what}: {err}")]

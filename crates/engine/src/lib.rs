@@ -9,6 +9,7 @@ pub mod name;
 pub mod options;
 pub mod paths;
 pub mod record;
+pub mod resources;
 pub mod seccomp_profile;
 pub mod spec;
 
@@ -16,3 +17,4 @@ pub use container::{Engine, ExecOptions, Outcome, Summary};
 pub use error::{Error, Result};
 pub use options::RunOptions;
 pub use paths::Paths;
+pub use resources::{ContainerStats, ResourceUpdate};

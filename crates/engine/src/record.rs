@@ -28,6 +28,8 @@ pub enum Status {
     /// Being set up by `run` (a crash here leaves something `reconcile` cleans up).
     Creating,
     Running,
+    /// Running with every process frozen: derived from the cgroup when asked, never stored.
+    Paused,
     Exited,
 }
 

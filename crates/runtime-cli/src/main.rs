@@ -127,6 +127,18 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
+    /// Change a container's resource limits (merged onto those in force).
+    Update(UpdateArgs),
+    /// Show a container's resource usage and OOM events as JSON lines.
+    Events {
+        /// Print the container's stats once and exit.
+        #[arg(long)]
+        stats: bool,
+        /// Time between stats events (Go-style duration: 500ms, 5s, 1m).
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        interval: std::time::Duration,
+        id: String,
+    },
     /// Print the features this runtime supports (JSON).
     Features,
     /// Write a default config.json.
@@ -137,6 +149,79 @@ enum Cmd {
         rootless: bool,
     },
 }
+
+/// runc's `update` flags. Sizes take runc's suffixes (k, m, g, t, p; binary; optional `i`/`b`);
+/// -1 means unlimited. Values are checked before anything is written.
+#[derive(clap::Args)]
+struct UpdateArgs {
+    /// JSON file with linux.resources to apply ('-' for stdin); excludes the other flags.
+    #[arg(short, long, conflicts_with_all = UPDATE_FLAGS)]
+    resources: Option<String>,
+    /// Memory limit (bytes, or with a suffix).
+    #[arg(long, allow_hyphen_values = true)]
+    memory: Option<String>,
+    /// Memory soft limit.
+    #[arg(long, allow_hyphen_values = true)]
+    memory_reservation: Option<String>,
+    /// Total memory plus swap; -1 for unlimited swap.
+    #[arg(long, allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    /// CPU shares (relative weight).
+    #[arg(long = "cpu-share", visible_alias = "cpu-shares", allow_hyphen_values = true)]
+    cpu_share: Option<String>,
+    /// CFS quota in microseconds per period; -1 for none.
+    #[arg(long, allow_hyphen_values = true)]
+    cpu_quota: Option<String>,
+    /// CFS period in microseconds.
+    #[arg(long, allow_hyphen_values = true)]
+    cpu_period: Option<String>,
+    /// CFS burst in microseconds.
+    #[arg(long, allow_hyphen_values = true)]
+    cpu_burst: Option<String>,
+    /// Realtime period in microseconds (cgroup v1).
+    #[arg(long, allow_hyphen_values = true)]
+    cpu_rt_period: Option<String>,
+    /// Realtime runtime in microseconds (cgroup v1).
+    #[arg(long, allow_hyphen_values = true)]
+    cpu_rt_runtime: Option<String>,
+    /// CPUs to run on, e.g. 0-1,3.
+    #[arg(long)]
+    cpuset_cpus: Option<String>,
+    /// Memory nodes to use.
+    #[arg(long)]
+    cpuset_mems: Option<String>,
+    /// Maximum number of processes; -1 for none.
+    #[arg(long, allow_hyphen_values = true)]
+    pids_limit: Option<String>,
+    /// Block IO weight (10-1000).
+    #[arg(long, allow_hyphen_values = true)]
+    blkio_weight: Option<String>,
+    /// Obsolete in runc; ignored.
+    #[arg(long, hide = true)]
+    kernel_memory: Option<String>,
+    /// Obsolete in runc; ignored.
+    #[arg(long, hide = true)]
+    kernel_memory_tcp: Option<String>,
+    id: String,
+}
+
+const UPDATE_FLAGS: [&str; 15] = [
+    "memory",
+    "memory_reservation",
+    "memory_swap",
+    "cpu_share",
+    "cpu_quota",
+    "cpu_period",
+    "cpu_burst",
+    "cpu_rt_period",
+    "cpu_rt_runtime",
+    "cpuset_cpus",
+    "cpuset_mems",
+    "pids_limit",
+    "blkio_weight",
+    "kernel_memory",
+    "kernel_memory_tcp",
+];
 
 #[derive(clap::Args)]
 struct ExecArgs {
@@ -239,6 +324,13 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::List { format, quiet } => list(&root, format, quiet)?,
         Cmd::Exec(e) => return exec(&root, e),
         Cmd::Ps { format, id, ps_args } => ps(&root, &id, format, ps_args)?,
+        Cmd::Update(u) => {
+            let r = update_resources(&u)?;
+            conductor_runtime::update(&root, &u.id, &r)?;
+        }
+        Cmd::Events { stats, interval, id } => {
+            conductor_runtime::events(&root, &id, stats, interval, &mut std::io::stdout().lock())?;
+        }
         Cmd::Features => println!("{}", serde_json::to_string_pretty(&conductor_runtime::features::features())?),
         Cmd::Spec { bundle, rootless } => {
             let path = bundle.join("config.json");
@@ -430,6 +522,127 @@ fn exec_process(root: &Path, e: &ExecArgs) -> Result<Process> {
     Ok(p)
 }
 
+/// The resources an `update` asks for: the --resources JSON, or the flags.
+fn update_resources(u: &UpdateArgs) -> Result<conductor_runtime::oci_spec::runtime::LinuxResources> {
+    if let Some(src) = &u.resources {
+        let raw = if src == "-" {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).context("read resources from stdin")?;
+            buf
+        } else {
+            std::fs::read(src).with_context(|| format!("read {src}"))?
+        };
+        return conductor_runtime::update::parse_resources(&raw).map_err(|e| anyhow::anyhow!("--resources {src}: {e}"));
+    }
+    if u.kernel_memory.is_some() || u.kernel_memory_tcp.is_some() {
+        tracing::warn!("--kernel-memory and --kernel-memory-tcp are obsolete and ignored");
+    }
+    let mut r = serde_json::json!({});
+    let mut set = |section: &str, field: &str, v: serde_json::Value| r[section][field] = v;
+    for (flag, v, field) in [
+        ("memory", &u.memory, "limit"),
+        ("memory-reservation", &u.memory_reservation, "reservation"),
+        ("memory-swap", &u.memory_swap, "swap"),
+    ] {
+        if let Some(v) = v {
+            set("memory", field, parse_size(v).with_context(|| format!("invalid value for --{flag}: {v:?}"))?.into());
+        }
+    }
+    for (flag, v, field) in [
+        ("cpu-share", &u.cpu_share, "shares"),
+        ("cpu-period", &u.cpu_period, "period"),
+        ("cpu-rt-period", &u.cpu_rt_period, "realtimePeriod"),
+        ("cpu-burst", &u.cpu_burst, "burst"),
+    ] {
+        if let Some(v) = v {
+            let n: u64 = v.parse().map_err(|e| anyhow::anyhow!("invalid value for --{flag}: {v:?}: {e}"))?;
+            set("cpu", field, n.into());
+        }
+    }
+    for (flag, v, field) in [("cpu-quota", &u.cpu_quota, "quota"), ("cpu-rt-runtime", &u.cpu_rt_runtime, "realtimeRuntime")] {
+        if let Some(v) = v {
+            let n: i64 = v.parse().map_err(|e| anyhow::anyhow!("invalid value for --{flag}: {v:?}: {e}"))?;
+            set("cpu", field, n.into());
+        }
+    }
+    for (v, field) in [(&u.cpuset_cpus, "cpus"), (&u.cpuset_mems, "mems")] {
+        if let Some(v) = v {
+            set("cpu", field, v.clone().into());
+        }
+    }
+    if let Some(v) = &u.pids_limit {
+        let n: i64 = v.parse().map_err(|e| anyhow::anyhow!("invalid value for --pids-limit: {v:?}: {e}"))?;
+        set("pids", "limit", n.into());
+    }
+    if let Some(v) = &u.blkio_weight {
+        let n: u16 = v.parse().map_err(|e| anyhow::anyhow!("invalid value for --blkio-weight: {v:?}: {e}"))?;
+        // runc: 0 leaves the weight alone.
+        if n != 0 {
+            set("blockIO", "weight", n.into());
+        }
+    }
+    if r.as_object().is_some_and(|o| o.is_empty()) {
+        bail!("update: nothing to change (give --resources or a limit flag; see --help)");
+    }
+    Ok(serde_json::from_value(r)?)
+}
+
+/// A size as runc (go-units' RAMInBytes) reads it: a number (fractions allowed), an optional
+/// space, a k/m/g/t/p multiplier of 1024, an optional `i` and an optional `b`; "-1" = unlimited.
+fn parse_size(s: &str) -> Result<i64> {
+    if s.trim() == "-1" {
+        return Ok(-1);
+    }
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let t = t.strip_suffix('i').unwrap_or(t);
+    let (num, mult) = match t.chars().last() {
+        Some(c @ ('k' | 'm' | 'g' | 't' | 'p')) => {
+            let exp = "kmgtp".find(c).unwrap_or(0) as i32 + 1;
+            (&t[..t.len() - 1], 1024f64.powi(exp))
+        }
+        _ => (t, 1.0),
+    };
+    let num = num.trim_end_matches(' ');
+    if num.is_empty() || !num.chars().all(|c| c.is_ascii_digit() || c == '.') || num.starts_with('.') {
+        bail!("expected a size such as 1048576, 512m or 1g (or -1 for unlimited)");
+    }
+    let n: f64 = num.parse().map_err(|_| anyhow::anyhow!("expected a size such as 1048576, 512m or 1g"))?;
+    let bytes = n * mult;
+    if !bytes.is_finite() || bytes >= i64::MAX as f64 {
+        bail!("too large");
+    }
+    Ok(bytes as i64)
+}
+
+/// A Go-style duration ("300ms", "5s", "1m30s", "1.5h"), as runc's --interval takes.
+fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let bad = || format!("{s:?} is not a duration such as 500ms, 5s or 1m");
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut secs = 0f64;
+    while !rest.is_empty() {
+        let n_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let n: f64 = rest[..n_end].parse().map_err(|_| bad())?;
+        rest = &rest[n_end..];
+        let u_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit = match &rest[..u_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        secs += n * unit;
+        rest = &rest[u_end..];
+    }
+    std::time::Duration::try_from_secs_f64(secs).map_err(|_| bad())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,6 +651,53 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_as_runc_reads_them() {
+        assert_eq!(parse_size("1048576").unwrap(), 1 << 20);
+        assert_eq!(parse_size("32m").unwrap(), 32 << 20);
+        assert_eq!(parse_size("32MiB").unwrap(), 32 << 20);
+        assert_eq!(parse_size("1.5g").unwrap(), 3 << 29);
+        assert_eq!(parse_size("1 kb").unwrap(), 1024);
+        assert_eq!(parse_size("-1").unwrap(), -1);
+        for bad in ["", "x", "-2", "1x", "m", "1mm", ".5m", "99999999999p"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn go_durations() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("300ms").unwrap(), Duration::from_millis(300));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        for bad in ["", "5", "s", "5x", "-1s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn update_flags_build_resources() {
+        let args = "r update --memory 32m --memory-swap=-1 --cpu-quota -1 --cpu-period 100000 --cpu-shares 512 \
+                    --cpuset-cpus 0 --pids-limit 20 --blkio-weight 300 c1";
+        let cli = Cli::try_parse_from(args.split_whitespace()).unwrap();
+        let Some(Cmd::Update(u)) = cli.cmd else { panic!() };
+        let r = serde_json::to_value(update_resources(&u).unwrap()).unwrap();
+        assert_eq!(
+            r,
+            serde_json::json!({
+                "memory": {"limit": 33554432, "swap": -1},
+                "cpu": {"quota": -1, "period": 100000, "shares": 512, "cpus": "0"},
+                "pids": {"limit": 20},
+                "blockIO": {"weight": 300}
+            })
+        );
+        let cli = Cli::try_parse_from(["r", "update", "--cpu-period", "x", "c1"]).unwrap();
+        let Some(Cmd::Update(u)) = cli.cmd else { panic!() };
+        assert!(update_resources(&u).unwrap_err().to_string().starts_with("invalid value for --cpu-period: \"x\""));
+        assert!(Cli::try_parse_from(["r", "update", "--resources", "-", "--memory", "1m", "c1"]).is_err());
     }
 
     #[test]

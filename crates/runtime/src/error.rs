@@ -21,8 +21,9 @@ pub enum Error {
     Io { what: String, err: std::io::Error },
     #[error("{what}: {err}")]
     Sys { what: String, err: nix::Error },
+    // Not `#[from]`: that would also make it the `source`, and `{:#}` would print it twice.
     #[error("cgroup: {0}")]
-    Cgroup(#[from] conductor_cgroups::Error),
+    Cgroup(conductor_cgroups::Error),
     #[error("container init: {0}")]
     Init(String),
     #[error("exec: {0}")]
@@ -32,6 +33,12 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<conductor_cgroups::Error> for Error {
+    fn from(e: conductor_cgroups::Error) -> Self {
+        Error::Cgroup(e)
+    }
+}
 
 impl Error {
     /// The text a container process sends back to the runtime, which adds its own prefix.

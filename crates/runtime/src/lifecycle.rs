@@ -40,7 +40,7 @@ impl Container {
         serde_json::to_vec(&self.st.to_json(status)).expect("serializes")
     }
 
-    fn wrong(&self, op: &'static str, needs: &'static str) -> Error {
+    pub(crate) fn wrong(&self, op: &'static str, needs: &'static str) -> Error {
         Error::WrongState { id: self.st.id.clone(), status: self.status().to_string(), op, needs }
     }
 
