@@ -257,6 +257,11 @@ fn half_made_containers_are_cleaned_up() {
     // The next run of that name finishes the cleanup and succeeds.
     e.ok(&["run", "bb", &n, "--", "true"]);
     e.ok(&["stop", &n]);
+    // ps cleans what it finds half made instead of listing it.
+    let k = e.name("killed");
+    std::fs::create_dir_all(e.dir.join("data/containers").join(&k).join("rootfs")).unwrap();
+    assert!(!e.ok(&["ps", "-a"]).contains(&k));
+    assert!(!e.dir.join("data/containers").join(&k).exists());
     // prune removes an orphan nobody asks for by name.
     let m = e.name("orphan");
     std::fs::create_dir_all(e.dir.join("data/containers").join(&m)).unwrap();

@@ -152,20 +152,15 @@ impl Engine {
         }
     }
 
-    /// Clean up a container that a crashed `run` left half made (creating, monitor gone).
-    fn reconcile(&self, cname: &str) {
+    /// Clean up a container that a crashed `run` left half made; the caller holds the name's
+    /// lock. True when something was removed.
+    fn reconcile(&self, cname: &str) -> bool {
         let dir = Dir::of(&self.paths, cname);
-        if !dir.path.exists() {
-            return;
+        if !dir.path.exists() || !half_made(&dir) {
+            return false;
         }
-        let half_made = match (dir.config(), dir.state()) {
-            (Ok(_), Ok(st)) => st.status == Status::Creating && !pid_alive(st.monitor_pid, st.monitor_start),
-            _ => true,
-        };
-        if half_made {
-            tracing::warn!("cleaning up half-made container {cname}");
-            let _ = self.remove(cname, &dir);
-        }
+        tracing::warn!("cleaning up half-made container {cname}");
+        self.remove(cname, &dir).is_ok()
     }
 
     pub fn kill(&self, cname: &str, signal: i32) -> Result<()> {
@@ -187,7 +182,15 @@ impl Engine {
     }
 
     pub fn list(&self, all: bool) -> Vec<Summary> {
-        record::names(&self.paths)
+        let names = record::names(&self.paths);
+        // What a killed `run` left is cleaned, not listed (checked again under the lock: a
+        // `run` in progress looks the same until it finishes).
+        for n in names.iter().filter(|n| half_made(&Dir::of(&self.paths, n))) {
+            if let Ok(_lock) = record::lock(&self.paths, n) {
+                self.reconcile(n);
+            }
+        }
+        names
             .into_iter()
             .filter_map(|n| {
                 let dir = Dir::of(&self.paths, &n);
@@ -309,13 +312,8 @@ impl Engine {
     pub fn prune(&self) -> Vec<String> {
         let mut removed = Vec::new();
         for n in record::names(&self.paths) {
-            let dir = Dir::of(&self.paths, &n);
             let Ok(_lock) = record::lock(&self.paths, &n) else { continue };
-            let orphan = match (dir.config(), dir.state()) {
-                (Ok(_), Ok(st)) => st.status == Status::Creating && !pid_alive(st.monitor_pid, st.monitor_start),
-                _ => true,
-            };
-            if orphan && self.remove(&n, &dir).is_ok() {
+            if self.reconcile(&n) {
                 removed.push(format!("container {n}"));
             }
         }
@@ -365,6 +363,14 @@ fn write_etc_files(dir: &Dir, hostname: &str) -> Result<Vec<(String, PathBuf)>> 
         out.push((format!("/etc/{name}"), p));
     }
     Ok(out)
+}
+
+/// What a killed `run` leaves: no record, or still "creating" with no monitor alive.
+fn half_made(dir: &Dir) -> bool {
+    match (dir.config(), dir.state()) {
+        (Ok(_), Ok(st)) => st.status == Status::Creating && !pid_alive(st.monitor_pid, st.monitor_start),
+        _ => dir.path.exists(),
+    }
 }
 
 fn pid_alive(pid: i32, start: u64) -> bool {
