@@ -2,7 +2,7 @@
 //! and a busybox image imported from a tarball; checks that nothing is left behind.
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 static N: AtomicUsize = AtomicUsize::new(0);
@@ -41,19 +41,7 @@ impl Engine {
     /// Run conductor; output through files (a detached container inherits no pipe of ours, but
     /// a failing monitor might).
     pub fn run(&self, args: &[&str]) -> Output {
-        let n = N.fetch_add(1, Ordering::SeqCst);
-        let (out, err) = (self.dir.join(format!("out.{n}")), self.dir.join(format!("err.{n}")));
-        let status = self
-            .cmd()
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .status()
-            .unwrap();
-        let o = Output { status, stdout: std::fs::read(&out).unwrap(), stderr: std::fs::read(&err).unwrap() };
-        let _ = (std::fs::remove_file(out), std::fs::remove_file(err));
-        o
+        super::output_via_files(self.cmd().args(args), &self.dir)
     }
 
     pub fn ok(&self, args: &[&str]) -> String {

@@ -68,20 +68,7 @@ impl Sandbox {
     /// conductor-runtime --root <sandbox root> ARGS. Output goes through files, not pipes: a
     /// created container inherits the runtime's stdio and would hold a pipe open.
     pub fn rt(&self, args: &[&str]) -> Output {
-        let n = N.fetch_add(1, Ordering::SeqCst);
-        let (out, err) = (self.dir.join(format!("out.{n}")), self.dir.join(format!("err.{n}")));
-        let status = Command::new(bin("conductor-runtime"))
-            .arg("--root")
-            .arg(&self.root)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .status()
-            .unwrap();
-        let o = Output { status, stdout: std::fs::read(&out).unwrap(), stderr: std::fs::read(&err).unwrap() };
-        let _ = (std::fs::remove_file(out), std::fs::remove_file(err));
-        o
+        output_via_files(Command::new(bin("conductor-runtime")).arg("--root").arg(&self.root).args(args), &self.dir)
     }
 
     /// Like `rt` but asserts success and returns stdout.
@@ -124,6 +111,22 @@ impl Drop for Sandbox {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Run `cmd` to completion with stdin from /dev/null and its output captured through files in
+/// `dir`, not pipes: a container it starts inherits its stdio and would hold a pipe open.
+pub fn output_via_files(cmd: &mut Command, dir: &Path) -> Output {
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let (out, err) = (dir.join(format!("out.{n}")), dir.join(format!("err.{n}")));
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .status()
+        .unwrap();
+    let o = Output { status, stdout: std::fs::read(&out).unwrap(), stderr: std::fs::read(&err).unwrap() };
+    let _ = (std::fs::remove_file(out), std::fs::remove_file(err));
+    o
 }
 
 /// Directories named after `id` under /sys/fs/cgroup (any hierarchy).

@@ -263,25 +263,14 @@ impl Engine {
         if self.live_status(cname, &st) == Status::Paused {
             return Err(Error::Invalid(format!("container {cname:?} is paused: unpause it first")));
         }
-        let raw = std::fs::read(dir.path.join("config.json")).ctx(|| "read config".into())?;
-        let oci = conductor_runtime::config::parse(&raw).map_err(Error::Invalid)?;
-        let mut p = oci.process().clone().ok_or_else(|| Error::Invalid("container has no process".into()))?;
-        p.set_args(Some(if command.is_empty() { vec!["/bin/bash".into()] } else { command.to_vec() }));
-        p.set_terminal(Some(e.tty));
-        let mut env = p.env().clone().unwrap_or_default();
-        for kv in &e.env {
-            let key = kv.split('=').next().unwrap_or_default();
-            env.retain(|x| x.split('=').next() != Some(key));
-            env.push(kv.clone());
-        }
-        p.set_env(Some(env));
-        if let Some(w) = &e.workdir {
-            p.set_cwd(w.into());
-        }
-        if let Some((uid, gid)) = e.user {
-            p.user_mut().set_uid(uid);
-            p.user_mut().set_gid(gid.unwrap_or(uid));
-        }
+        let overrides = conductor_runtime::exec::Overrides {
+            args: if command.is_empty() { vec!["/bin/bash".into()] } else { command.to_vec() },
+            tty: e.tty,
+            cwd: e.workdir.as_ref().map(PathBuf::from),
+            env: e.env.clone(),
+            user: e.user.map(|(uid, gid)| (uid, Some(gid.unwrap_or(uid)))),
+        };
+        let p = conductor_runtime::exec::process_for(&self.runtime_root(), cname, &overrides)?;
         let (console_fd, master_rx) = if e.tty {
             let (a, b) = std::os::unix::net::UnixStream::pair().ctx(|| "socketpair".into())?;
             (Some(a.into()), Some(b))

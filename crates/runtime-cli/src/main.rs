@@ -474,30 +474,23 @@ fn exec_process(root: &Path, e: &ExecArgs) -> Result<Process> {
     if e.command.is_empty() {
         bail!("exec: no command given (pass COMMAND or --process)");
     }
-    let dir = conductor_runtime::state::Dir::open(root, &e.id)?;
-    let raw = std::fs::read(dir.file(conductor_runtime::state::CONFIG))?;
-    let spec = conductor_runtime::config::parse(&raw).map_err(anyhow::Error::msg)?;
-    let mut p = spec.process().clone().context("container has no process")?;
-    p.set_args(Some(e.command.clone()));
-    p.set_terminal(Some(e.tty));
-    if let Some(cwd) = &e.cwd {
-        p.set_cwd(cwd.clone());
-    }
-    let mut env = p.env().clone().unwrap_or_default();
-    for kv in &e.env {
-        let key = kv.split('=').next().unwrap_or_default();
-        env.retain(|x| x.split('=').next() != Some(key));
-        env.push(kv.clone());
-    }
-    p.set_env(Some(env));
-    if let Some(u) = &e.user {
-        let (uid, gid) = u.split_once(':').map(|(a, b)| (a, Some(b))).unwrap_or((u, None));
-        let uid: u32 = uid.parse().with_context(|| format!("--user {u:?}: not numeric"))?;
-        p.user_mut().set_uid(uid);
-        if let Some(g) = gid {
-            p.user_mut().set_gid(g.parse().with_context(|| format!("--user {u:?}: not numeric"))?);
-        }
-    }
+    let user = e
+        .user
+        .as_deref()
+        .map(|u| {
+            let (uid, gid) = u.split_once(':').map(|(a, b)| (a, Some(b))).unwrap_or((u, None));
+            let num = |s: &str| s.parse::<u32>().with_context(|| format!("--user {u:?}: not numeric"));
+            Ok::<_, anyhow::Error>((num(uid)?, gid.map(num).transpose()?))
+        })
+        .transpose()?;
+    let overrides = conductor_runtime::exec::Overrides {
+        args: e.command.clone(),
+        tty: e.tty,
+        cwd: e.cwd.clone(),
+        env: e.env.clone(),
+        user,
+    };
+    let mut p = conductor_runtime::exec::process_for(root, &e.id, &overrides)?;
     if !e.additional_gids.is_empty() {
         p.user_mut().set_additional_gids(Some(e.additional_gids.clone()));
     }

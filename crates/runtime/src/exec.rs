@@ -141,6 +141,43 @@ fn run_child(
     process::finish_and_exec(&Finish { process, seccomp, preserve_fds, setgroups_allowed, reaper: false, notify: None }, &prog)
 }
 
+/// What `exec COMMAND` changes in the container's own process settings (as runc does).
+#[derive(Default)]
+pub struct Overrides {
+    pub args: Vec<String>,
+    pub tty: bool,
+    pub cwd: Option<PathBuf>,
+    /// KEY=VALUE, replacing a variable of the same key.
+    pub env: Vec<String>,
+    /// uid and, if given, gid (else the gid stays the container's).
+    pub user: Option<(u32, Option<u32>)>,
+}
+
+/// The container's process (from its saved config) with `o` applied.
+pub fn process_for(root: &Path, id: &str, o: &Overrides) -> Result<Process> {
+    let c = Container::open(root, id)?;
+    let mut p = c.spec()?.process().clone().ok_or_else(|| Error::Invalid("container has no process".into()))?;
+    p.set_args(Some(o.args.clone()));
+    p.set_terminal(Some(o.tty));
+    if let Some(cwd) = &o.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    let mut env = p.env().clone().unwrap_or_default();
+    for kv in &o.env {
+        let key = kv.split('=').next().unwrap_or_default();
+        env.retain(|x| x.split('=').next() != Some(key));
+        env.push(kv.clone());
+    }
+    p.set_env(Some(env));
+    if let Some((uid, gid)) = o.user {
+        p.user_mut().set_uid(uid);
+        if let Some(g) = gid {
+            p.user_mut().set_gid(g);
+        }
+    }
+    Ok(p)
+}
+
 /// Read a process.json given to `exec --process`.
 pub fn load_process(path: &Path) -> Result<Process> {
     let raw = std::fs::read(path).ctx(|| format!("read {}", path.display()))?;
