@@ -39,10 +39,15 @@ struct Undo<'a> {
     dir: &'a Dir,
     cgroup: Option<&'a Cgroup>,
     child: Option<Pid>,
+    /// Cleared once the container exists for good.
+    armed: bool,
 }
 
 impl Drop for Undo<'_> {
     fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
         if let Some(pid) = self.child {
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(pid, None);
@@ -116,7 +121,7 @@ pub fn create(o: CreateOpts) -> Result<Pid> {
     let cgroup = Cgroup::new(cgroups_path.as_deref(), &o.id)?;
 
     let dir = Dir::create(&o.root, &o.id)?;
-    let mut undo = Undo { dir: &dir, cgroup: None, child: None };
+    let mut undo = Undo { dir: &dir, cgroup: None, child: None, armed: true };
     state::write_atomic(&dir.file(state::CONFIG), &bundle.raw)?;
     let mut st = Persisted {
         id: o.id.clone(),
@@ -198,7 +203,7 @@ pub fn create(o: CreateOpts) -> Result<Pid> {
     if let Some(p) = &o.pid_file {
         state::write_atomic(p, pid.to_string().as_bytes())?;
     }
-    std::mem::forget(undo);
+    undo.armed = false;
     Ok(pid)
 }
 
