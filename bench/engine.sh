@@ -8,7 +8,7 @@ runs=${RUNS:-30}
 out=${OUT:-bench/results}
 mkdir -p "$out"
 cargo build --release -q -p conductor-cli
-c=$PWD/target/release/conductor
+c=$PWD/target/x86_64-unknown-linux-gnu/release/conductor
 work=$(mktemp -d /tmp/cnd-bench-engine.XXXXXX)
 export CONDUCTOR_ROOT=$work/data CONDUCTOR_RUNROOT=/run/cnd-bench-engine-$$
 cleanup() {

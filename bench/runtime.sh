@@ -18,7 +18,7 @@ mkdir -p "$out"
 # State and bundle on tmpfs, where each runtime keeps its state by default (/run/...).
 work=$(mktemp -d /run/cnd-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-cr=$PWD/target/release/conductor-runtime
+cr=$PWD/target/x86_64-unknown-linux-gnu/release/conductor-runtime
 
 # A busybox bundle: static busybox plus a link per applet.
 mkdir -p "$work/bundle/rootfs/bin"

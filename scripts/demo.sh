@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 ./scripts/deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --workspace
-c=$PWD/target/release/conductor
+c=$PWD/target/x86_64-unknown-linux-gnu/release/conductor
 work=$(mktemp -d /tmp/conductor-demo.XXXXXX)
 export CONDUCTOR_ROOT=$work/data CONDUCTOR_RUNROOT=$work/run
 trap '"$c" stop -t 0 demo >/dev/null 2>&1 || true; rm -rf "$work"' EXIT

@@ -9,7 +9,7 @@
 #     are cached under $CACHE, so re-runs need no network (the newest cached kernel is used).
 #  2. Test binaries: built with cargo on the host; found through --message-format=json. The
 #     cgroups crate's integration tests (crates/cgroups/tests/*.rs) and, when present, the root
-#     package's tests/runtime_*.rs (they need target/debug/conductor-runtime and /bin/busybox).
+#     package's tests/runtime_*.rs (they need the built conductor-runtime and /bin/busybox).
 #  3. Guest: an initramfs of static busybox + those modules + tests/qemu/guest-init.sh as /init.
 #     The host's / is shared read-only over 9p; the guest mounts fresh /proc, /sys, cgroup2 (only)
 #     at /sys/fs/cgroup, /dev, /tmp and /run over it and pivot_roots into it, so the host's glibc,
