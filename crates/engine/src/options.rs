@@ -79,7 +79,7 @@ pub fn parse_volume(v: &str) -> Result<Volume> {
 pub fn parse_cpus(v: &str) -> Result<f64> {
     let n: f64 = v.parse().map_err(|_| bad("--cpus", v, "not a number"))?;
     let max = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
-    if !(n > 0.0) || n > max || n * 100_000.0 < 1000.0 {
+    if n.is_nan() || n <= 0.0 || n > max || n * 100_000.0 < 1000.0 {
         return Err(bad("--cpus", v, &format!("must be between 0.01 and {max}")));
     }
     Ok(n)

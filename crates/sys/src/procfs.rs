@@ -3,11 +3,9 @@
 
 use std::os::fd::AsFd;
 
-const PROC_SUPER_MAGIC: i64 = 0x9fa0;
-
 /// Is `fd` on a procfs mount?
 pub fn is_procfs(fd: impl AsFd) -> bool {
-    nix::sys::statfs::fstatfs(fd).map(|s| s.filesystem_type().0 as i64 == PROC_SUPER_MAGIC).unwrap_or(false)
+    nix::sys::statfs::fstatfs(fd).map(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC).unwrap_or(false)
 }
 
 /// Write `value` to a file under /proc, refusing when the file is not on procfs.

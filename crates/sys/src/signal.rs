@@ -23,21 +23,6 @@ pub fn parse(s: &str) -> Option<i32> {
     format!("SIG{name}").parse::<nix::sys::signal::Signal>().ok().map(|s| s as i32)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse;
-
-    #[test]
-    fn names_and_numbers() {
-        assert_eq!(parse("TERM"), Some(15));
-        assert_eq!(parse("SIGKILL"), Some(9));
-        assert_eq!(parse("hup"), Some(1));
-        assert_eq!(parse("9"), Some(9));
-        assert_eq!(parse("RTMIN+1"), Some(libc::SIGRTMIN() + 1));
-        assert_eq!(parse("0"), None);
-        assert_eq!(parse("SIGFOO"), None);
-    }
-}
 
 extern "C" fn noop(_: libc::c_int) {}
 
@@ -68,4 +53,20 @@ pub fn reset_for_exec() -> nix::Result<()> {
         unsafe { signal(s, SigHandler::SigDfl) }?;
     }
     SigSet::empty().thread_set_mask()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    #[test]
+    fn names_and_numbers() {
+        assert_eq!(parse("TERM"), Some(15));
+        assert_eq!(parse("SIGKILL"), Some(9));
+        assert_eq!(parse("hup"), Some(1));
+        assert_eq!(parse("9"), Some(9));
+        assert_eq!(parse("RTMIN+1"), Some(libc::SIGRTMIN() + 1));
+        assert_eq!(parse("0"), None);
+        assert_eq!(parse("SIGFOO"), None);
+    }
 }
