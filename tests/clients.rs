@@ -96,7 +96,16 @@ impl Podman {
             .arg(self.dir.join("runroot"))
             .arg("--tmpdir")
             .arg(self.dir.join("tmp"))
-            .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file", "--storage-driver", "vfs", "--runtime", &runtime()])
+            .args([
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "file",
+                "--storage-driver",
+                "vfs",
+                "--runtime",
+                &runtime(),
+            ])
             .args(args);
         run_timed(&mut cmd, &self.dir, CMD_SECS).unwrap_or_else(|| panic!("podman {args:?}: no answer in {CMD_SECS} s"))
     }
@@ -335,7 +344,12 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     fn run_args(&self) -> Vec<String> {
         let (root, fifos) = (self.runc_root(), self.dir.join("fifo"));
         let mut v: Vec<String> = ["run", "--snapshotter", "native", "--runc-binary", &runtime()].map(String::from).to_vec();
-        v.extend(["--runc-root".into(), root.to_string_lossy().into_owned(), "--fifo-dir".into(), fifos.to_string_lossy().into_owned()]);
+        v.extend([
+            "--runc-root".into(),
+            root.to_string_lossy().into_owned(),
+            "--fifo-dir".into(),
+            fifos.to_string_lossy().into_owned(),
+        ]);
         v
     }
 
@@ -382,7 +396,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
     fn assert_clean(&self, ids: &[&str]) {
         assert_eq!(self.ok(&["containers", "ls", "--quiet"]).trim(), "", "containerd still lists containers");
-        let left: Vec<_> = std::fs::read_dir(self.runtime_root()).into_iter().flatten().flatten().map(|e| e.file_name()).collect();
+        let left: Vec<_> =
+            std::fs::read_dir(self.runtime_root()).into_iter().flatten().flatten().map(|e| e.file_name()).collect();
         assert!(left.is_empty(), "runtime state left: {left:?}");
         assert!(wait_for(10, || pids_mentioning(&self.socket()).is_empty()), "shims left: {:?}", pids_mentioning(&self.socket()));
         assert!(mounts_under(&self.dir).is_empty(), "mounts left: {:?}", mounts_under(&self.dir));

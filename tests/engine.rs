@@ -100,7 +100,16 @@ fn follow_and_stop_of_a_program_that_ignores_sigterm() {
     }
     let mut e = Engine::new("follow");
     let n = e.name("f");
-    e.ok(&["run", "-d", "bb", &n, "--", "sh", "-c", "trap '' TERM; for i in 1 2 3; do echo tick $i; sleep 0.2; done; sleep 1000"]);
+    e.ok(&[
+        "run",
+        "-d",
+        "bb",
+        &n,
+        "--",
+        "sh",
+        "-c",
+        "trap '' TERM; for i in 1 2 3; do echo tick $i; sleep 0.2; done; sleep 1000",
+    ]);
     let child = e.cmd().args(["logs", "-f", &n]).stdout(std::process::Stdio::piped()).spawn().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1200));
     let t = std::time::Instant::now();
@@ -232,7 +241,14 @@ fn concurrent_runs_of_one_name_give_one_container() {
     let mut e = Engine::new("race");
     let n = e.name("r");
     let kids: Vec<_> = (0..4)
-        .map(|_| e.cmd().args(["run", "-d", "bb", &n, "--", "sleep", "inf"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap())
+        .map(|_| {
+            e.cmd()
+                .args(["run", "-d", "bb", &n, "--", "sleep", "inf"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
         .collect();
     let outs: Vec<_> = kids.into_iter().map(|k| k.wait_with_output().unwrap()).collect();
     assert_eq!(outs.iter().filter(|o| o.status.success()).count(), 1);
@@ -253,7 +269,11 @@ fn half_made_containers_are_cleaned_up() {
     // What a `run` killed right after creating the directory leaves behind.
     let dir = e.dir.join("data/containers").join(&n);
     std::fs::create_dir_all(dir.join("rootfs")).unwrap();
-    std::fs::write(dir.join("state.json"), r#"{"status":"creating","pid":0,"monitor_pid":0,"started":null,"finished":null,"exit_code":null}"#).unwrap();
+    std::fs::write(
+        dir.join("state.json"),
+        r#"{"status":"creating","pid":0,"monitor_pid":0,"started":null,"finished":null,"exit_code":null}"#,
+    )
+    .unwrap();
     // The next run of that name finishes the cleanup and succeeds.
     e.ok(&["run", "bb", &n, "--", "true"]);
     e.ok(&["stop", &n]);

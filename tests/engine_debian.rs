@@ -17,7 +17,8 @@ fn debootstrap_image_runs_python() {
     e.ok(&["build", "deb", "--variant", "minbase", "--include", "procps,iproute2,python3"]);
     let images = e.ok(&["images"]);
     assert!(images.lines().any(|l| l.starts_with("deb ")), "{images}");
-    let out = e.ok(&["run", "deb", &n, "--", "python3", "-c", "import os, socket; print(6*7, os.getpid(), socket.gethostname())"]);
+    let out =
+        e.ok(&["run", "deb", &n, "--", "python3", "-c", "import os, socket; print(6*7, os.getpid(), socket.gethostname())"]);
     assert_eq!(out.trim(), format!("42 1 {n}"));
     e.ok(&["stop", &n]);
     // procps and iproute2 see only the container; apt's directories are usable.

@@ -940,7 +940,8 @@ fn seccomp_notify_hands_the_listener_to_the_agent() {
         let (fd, data) = conductor_sys::pty::recv_fd(&conn).unwrap();
         let hello: Value = serde_json::from_slice(&data).unwrap();
         let req = conductor_sys::seccomp::notify_receive(fd.as_fd()).unwrap();
-        conductor_sys::seccomp::notify_respond(fd.as_fd(), req.id, conductor_sys::seccomp::NotifyResponse::Errno(libc::EACCES)).unwrap();
+        conductor_sys::seccomp::notify_respond(fd.as_fd(), req.id, conductor_sys::seccomp::NotifyResponse::Errno(libc::EACCES))
+            .unwrap();
         hello
     });
     let mut cfg = sh("mkdir /x 2>&1; echo rc=$?");
@@ -971,7 +972,8 @@ fn cgroup_mount_shows_the_containers_own_cgroup() {
         let mut cfg = sh("cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max");
         cfg["linux"]["resources"]["memory"] = json!({"limit": 64 << 20});
         if !cgroupns {
-            let ns: Vec<Value> = cfg["linux"]["namespaces"].as_array().unwrap().iter().filter(|n| n["type"] != "cgroup").cloned().collect();
+            let ns: Vec<Value> =
+                cfg["linux"]["namespaces"].as_array().unwrap().iter().filter(|n| n["type"] != "cgroup").cloned().collect();
             cfg["linux"]["namespaces"] = json!(ns);
         }
         let out = run_ok(&mut sb, &cfg);

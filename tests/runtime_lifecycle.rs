@@ -72,7 +72,10 @@ fn delete_force_and_created_delete() {
     assert_eq!(sb.state(&a)["status"], "running");
     let pid = sb.state(&a)["pid"].as_i64().unwrap();
     sb.ok(&["delete", "--force", &a]);
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap().contains(") Z"));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap().contains(") Z")
+    );
     // A created container can be deleted without --force.
     sb.ok(&["create", "--bundle", b.to_str().unwrap(), &c]);
     sb.ok(&["delete", &c]);
@@ -127,10 +130,38 @@ fn bad_input_is_named_and_leaves_nothing() {
     let cases: Vec<(String, &str)> = vec![
         ("{not json".into(), "config.json: key must be a string"),
         (json!({"ociVersion": "1.0.2"}).to_string(), "missing field `root`"),
-        ({ let mut v = good.clone(); v["root"]["path"] = json!("missing"); v.to_string() }, "root.path:"),
-        ({ let mut v = good.clone(); v["linux"]["namespaces"][0]["type"] = json!("bogus"); v.to_string() }, "linux.namespaces[0].type: unknown variant `bogus`"),
-        ({ let mut v = good.clone(); v["mounts"][0]["type"] = json!("bogusfs"); v.to_string() }, "mounts[0].type: unknown filesystem type \"bogusfs\""),
-        ({ let mut v = good.clone(); v["process"]["args"] = json!(["/no/such/program"]); v.to_string() }, "no such executable"),
+        (
+            {
+                let mut v = good.clone();
+                v["root"]["path"] = json!("missing");
+                v.to_string()
+            },
+            "root.path:",
+        ),
+        (
+            {
+                let mut v = good.clone();
+                v["linux"]["namespaces"][0]["type"] = json!("bogus");
+                v.to_string()
+            },
+            "linux.namespaces[0].type: unknown variant `bogus`",
+        ),
+        (
+            {
+                let mut v = good.clone();
+                v["mounts"][0]["type"] = json!("bogusfs");
+                v.to_string()
+            },
+            "mounts[0].type: unknown filesystem type \"bogusfs\"",
+        ),
+        (
+            {
+                let mut v = good.clone();
+                v["process"]["args"] = json!(["/no/such/program"]);
+                v.to_string()
+            },
+            "no such executable",
+        ),
     ];
     for (text, want) in cases {
         std::fs::write(&cfg, text).unwrap();
@@ -141,7 +172,9 @@ fn bad_input_is_named_and_leaves_nothing() {
     }
     std::fs::write(&cfg, good.to_string()).unwrap();
     let long = "a".repeat(1025);
-    for (bad, want) in [("a/b", "contains '/'"), ("..", "not a name"), (long.as_str(), "longer than 1024"), ("a b", "only letters")] {
+    for (bad, want) in
+        [("a/b", "contains '/'"), ("..", "not a name"), (long.as_str(), "longer than 1024"), ("a b", "only letters")]
+    {
         let e = sb.fails(&["create", "--bundle", bs, bad]);
         assert!(e.contains(want), "{bad:?}: {e}");
     }

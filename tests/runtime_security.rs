@@ -26,7 +26,15 @@ fn runtime_binary_cannot_be_overwritten_through_proc_exe() {
     let err = sb.dir.join("stderr");
     let run = |args: &[&str]| {
         let log = std::fs::File::create(&err).unwrap();
-        let st = Command::new(&copy).arg("--root").arg(&sb.root).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).status().unwrap();
+        let st = Command::new(&copy)
+            .arg("--root")
+            .arg(&sb.root)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .status()
+            .unwrap();
         assert!(st.success(), "{args:?}: {}", std::fs::read_to_string(&err).unwrap());
     };
     run(&["create", "--bundle", b.to_str().unwrap(), &id]);
@@ -93,7 +101,11 @@ fn preserved_fds_reach_the_container() {
     let id = sb.id("keep");
     std::fs::write(sb.dir.join("secret"), "passed-through\n").unwrap();
     let b = sb.bundle("b", &config(&["cat", "/proc/self/fd/3"]));
-    let o = run_with_fds(&sb, &format!("3<{}/secret 4<{}", sb.dir.display(), sb.dir.display()), &["run", "--preserve-fds", "1", "--bundle", b.to_str().unwrap(), &id]);
+    let o = run_with_fds(
+        &sb,
+        &format!("3<{}/secret 4<{}", sb.dir.display(), sb.dir.display()),
+        &["run", "--preserve-fds", "1", "--bundle", b.to_str().unwrap(), &id],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "passed-through\n");
     sb.assert_clean();

@@ -15,7 +15,8 @@ pub struct Engine {
 impl Engine {
     /// A sandbox with a busybox image named `bb` already imported.
     pub fn new(test: &str) -> Engine {
-        let dir = std::env::temp_dir().join(format!("cnd-engine-{test}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+        let dir =
+            std::env::temp_dir().join(format!("cnd-engine-{test}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let e = Engine { dir, names: Vec::new() };
@@ -63,9 +64,13 @@ impl Engine {
     /// Nothing of this sandbox's containers remains: directories, runtime state, mounts,
     /// cgroups, processes.
     pub fn assert_clean(&self) {
-        let containers: Vec<_> = std::fs::read_dir(self.dir.join("data/containers")).map(|r| r.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+        let containers: Vec<_> = std::fs::read_dir(self.dir.join("data/containers"))
+            .map(|r| r.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
         assert!(containers.is_empty(), "containers left: {containers:?}");
-        let state: Vec<_> = std::fs::read_dir(self.dir.join("run/runtime")).map(|r| r.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+        let state: Vec<_> = std::fs::read_dir(self.dir.join("run/runtime"))
+            .map(|r| r.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
         assert!(state.is_empty(), "runtime state left: {state:?}");
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         assert!(!mounts.contains(self.dir.to_str().unwrap()), "mounts left under {}", self.dir.display());

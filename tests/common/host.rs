@@ -93,8 +93,12 @@ pub fn stop_processes_mentioning(needle: &str, secs: u64) {
 /// Mount points at or under `dir`, deepest first.
 pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut v: Vec<PathBuf> =
-        text.lines().filter_map(|l| l.split(' ').nth(4)).map(|p| PathBuf::from(unescape_octal(p))).filter(|p| p.starts_with(dir)).collect();
+    let mut v: Vec<PathBuf> = text
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| PathBuf::from(unescape_octal(p)))
+        .filter(|p| p.starts_with(dir))
+        .collect();
     v.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
     v
 }

@@ -90,7 +90,8 @@ fn add_json_blob(layout: &Path, v: &serde_json::Value) -> (String, u64) {
 /// The sha256 of `data`, in hex.
 pub fn sha256_hex(data: &[u8]) -> String {
     use std::io::Write;
-    let mut child = Command::new("sha256sum").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child =
+        Command::new("sha256sum").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(data).unwrap();
     let out = child.wait_with_output().unwrap();
     String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_string()

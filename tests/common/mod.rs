@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::{json, Value};
 
 pub mod cgroup;
-pub mod host;
 pub mod engine;
+pub mod host;
 pub mod image;
 
 /// Skip (return true) when not root: these tests need real namespaces, mounts and cgroups.

@@ -37,15 +37,8 @@ impl Cgroup {
 
     /// [`Cgroup::new`] with the host's layout and the runtime's own cgroups given, for tests and
     /// for callers that resolve on behalf of another process.
-    pub fn resolve(
-        h: &Hierarchy,
-        own: &[ProcCgroup],
-        cgroups_path: Option<&str>,
-        container_id: &str,
-    ) -> Result<Cgroup> {
-        Ok(Cgroup {
-            layout: Layout::resolve(h, own, cgroups_path, container_id)?,
-        })
+    pub fn resolve(h: &Hierarchy, own: &[ProcCgroup], cgroups_path: Option<&str>, container_id: &str) -> Result<Cgroup> {
+        Ok(Cgroup { layout: Layout::resolve(h, own, cgroups_path, container_id)? })
     }
 
     /// Reopen from a layout saved earlier (also possible through serde on `Cgroup` itself).
@@ -68,11 +61,7 @@ impl Cgroup {
             Layout::V1 { dirs, unified } => dirs
                 .iter()
                 .map(|d| (d.controllers.join(","), d.path.clone()))
-                .chain(
-                    unified
-                        .iter()
-                        .map(|u| ("unified".to_string(), u.path.clone())),
-                )
+                .chain(unified.iter().map(|u| ("unified".to_string(), u.path.clone())))
                 .collect(),
             Layout::V2 { dir } => BTreeMap::from([(String::new(), dir.path.clone())]),
         }
@@ -117,10 +106,7 @@ impl Cgroup {
     /// refusal midway, the single-value files already written are restored.
     pub fn apply(&self, r: &LinuxResources) -> Result<()> {
         if let Some(missing) = self.layout.all_dirs().into_iter().find(|d| !d.is_dir()) {
-            return Err(Error::Unsupported(format!(
-                "cgroup {} does not exist (create it first)",
-                missing.display()
-            )));
+            return Err(Error::Unsupported(format!("cgroup {} does not exist (create it first)", missing.display())));
         }
         let probe = LiveProbe::new(&self.layout);
         let steps = resources::plan(r, &probe)?;
@@ -159,9 +145,7 @@ impl Cgroup {
     }
 
     fn freezer_dir(&self) -> Result<&Path> {
-        self.layout
-            .v1_dir("freezer")
-            .ok_or_else(|| Error::Unsupported("the freezer controller is not mounted".into()))
+        self.layout.v1_dir("freezer").ok_or_else(|| Error::Unsupported("the freezer controller is not mounted".into()))
     }
 
     /// Send `signal` to every process in the cgroup. SIGKILL on v2 uses cgroup.kill when the
@@ -169,8 +153,7 @@ impl Cgroup {
     /// cannot fork a child we would miss; afterwards it is thawed (for SIGKILL always, so the
     /// kill lands; for other signals only if it was not frozen before).
     pub fn kill_all(&self, signal: i32) -> Result<()> {
-        let sig = Signal::try_from(signal)
-            .map_err(|_| Error::invalid("signal", format!("{signal} is not a signal")))?;
+        let sig = Signal::try_from(signal).map_err(|_| Error::invalid("signal", format!("{signal} is not a signal")))?;
         if let Layout::V2 { dir } = &self.layout {
             let kill_file = dir.path.join("cgroup.kill");
             if sig == Signal::SIGKILL && kill_file.exists() {

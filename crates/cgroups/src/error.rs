@@ -13,11 +13,7 @@ pub enum Error {
 
     /// A filesystem operation on a cgroup file or directory failed.
     #[error("{op} {}: {err}", path.display())]
-    Io {
-        op: String,
-        path: PathBuf,
-        err: io::Error,
-    },
+    Io { op: String, path: PathBuf, err: io::Error },
 
     /// A kernel file (mountinfo, /proc/self/cgroup, a stat file) did not parse.
     #[error("parse {what}: {reason}")]
@@ -32,25 +28,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::Invalid {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        Error::Invalid { field: field.into(), reason: reason.into() }
     }
 
     pub(crate) fn io(op: impl Into<String>, path: &Path, err: io::Error) -> Self {
-        Error::Io {
-            op: op.into(),
-            path: path.to_path_buf(),
-            err,
-        }
+        Error::Io { op: op.into(), path: path.to_path_buf(), err }
     }
 
     pub(crate) fn parse(what: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::Parse {
-            what: what.into(),
-            reason: reason.into(),
-        }
+        Error::Parse { what: what.into(), reason: reason.into() }
     }
 
     /// The errno behind an I/O failure, so callers can tell EBUSY or ENOENT apart.

@@ -27,19 +27,12 @@ pub(crate) fn v1_state(dir: &Path) -> Result<FreezerState> {
         "THAWED" => Ok(FreezerState::Thawed),
         "FREEZING" => Ok(FreezerState::Freezing),
         "FROZEN" => Ok(FreezerState::Frozen),
-        other => Err(Error::parse(
-            dir.join("freezer.state").display().to_string(),
-            format!("unknown state {other:?}"),
-        )),
+        other => Err(Error::parse(dir.join("freezer.state").display().to_string(), format!("unknown state {other:?}"))),
     }
 }
 
 pub(crate) fn v1_set(dir: &Path, frozen: bool) -> Result<()> {
-    let (value, want) = if frozen {
-        ("FROZEN", FreezerState::Frozen)
-    } else {
-        ("THAWED", FreezerState::Thawed)
-    };
+    let (value, want) = if frozen { ("FROZEN", FreezerState::Frozen) } else { ("THAWED", FreezerState::Thawed) };
     let file = dir.join("freezer.state");
     fs::write(&file, value)?;
     let start = Instant::now();
@@ -53,10 +46,7 @@ pub(crate) fn v1_set(dir: &Path, frozen: bool) -> Result<()> {
                 // Leave nothing half-frozen behind a failed freeze.
                 let _ = fs::write(&file, "THAWED");
             }
-            return Err(Error::Unsupported(format!(
-                "{}: timed out waiting for {value}",
-                file.display()
-            )));
+            return Err(Error::Unsupported(format!("{}: timed out waiting for {value}", file.display())));
         }
         sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(50));
@@ -71,11 +61,7 @@ pub(crate) fn v2_state(dir: &Path) -> Result<FreezerState> {
     if fs::read_trim(&dir.join("cgroup.freeze"))? == "0" {
         return Ok(FreezerState::Thawed);
     }
-    Ok(if v2_events_frozen(dir)? {
-        FreezerState::Frozen
-    } else {
-        FreezerState::Freezing
-    })
+    Ok(if v2_events_frozen(dir)? { FreezerState::Frozen } else { FreezerState::Freezing })
 }
 
 fn v2_events_frozen(dir: &Path) -> Result<bool> {
@@ -92,11 +78,7 @@ pub(crate) fn v2_set(dir: &Path, frozen: bool) -> Result<()> {
             if frozen {
                 let _ = fs::write(&dir.join("cgroup.freeze"), "0");
             }
-            return Err(Error::Unsupported(format!(
-                "{}: timed out waiting for frozen={}",
-                dir.display(),
-                u8::from(frozen)
-            )));
+            return Err(Error::Unsupported(format!("{}: timed out waiting for frozen={}", dir.display(), u8::from(frozen))));
         }
         sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(50));

@@ -14,18 +14,10 @@ pub(crate) const EXPLAIN: &str = "conductor::explain";
 /// its own, so a split write would be two (wrong) commands. Never creates the file.
 pub(crate) fn write(path: &Path, value: &str) -> Result<()> {
     tracing::debug!(target: EXPLAIN, path = %path.display(), value, "cgroup write");
-    let mut file = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::io(format!("write {value:?} to"), path, e))?;
-    let n = file
-        .write(value.as_bytes())
-        .map_err(|e| Error::io(format!("write {value:?} to"), path, e))?;
+    let mut file = OpenOptions::new().write(true).open(path).map_err(|e| Error::io(format!("write {value:?} to"), path, e))?;
+    let n = file.write(value.as_bytes()).map_err(|e| Error::io(format!("write {value:?} to"), path, e))?;
     if n != value.len() {
-        let err = io::Error::new(
-            io::ErrorKind::WriteZero,
-            format!("short write ({n} of {})", value.len()),
-        );
+        let err = io::Error::new(io::ErrorKind::WriteZero, format!("short write ({n} of {})", value.len()));
         return Err(Error::io(format!("write {value:?} to"), path, err));
     }
     Ok(())
@@ -69,9 +61,5 @@ pub(crate) fn child_dirs(dir: &Path) -> Vec<std::path::PathBuf> {
     let Ok(entries) = fs::read_dir(dir) else {
         return Vec::new();
     };
-    entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
-        .map(|e| e.path())
-        .collect()
+    entries.filter_map(|e| e.ok()).filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false)).map(|e| e.path()).collect()
 }

@@ -29,25 +29,14 @@ pub struct UnifiedMount {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Hierarchy {
     /// cgroup v1; `unified` is the hybrid layout's cgroup2 mount (membership only, no controllers).
-    V1 {
-        mounts: Vec<V1Mount>,
-        unified: Option<UnifiedMount>,
-    },
+    V1 { mounts: Vec<V1Mount>, unified: Option<UnifiedMount> },
     /// Pure cgroup v2.
     V2 { mountpoint: PathBuf, root: String },
 }
 
 /// Super options of a v1 mount that are not controller names.
-const NON_CONTROLLER_OPTS: &[&str] = &[
-    "rw",
-    "ro",
-    "noprefix",
-    "clone_children",
-    "xattr",
-    "none",
-    "cpuset_v2_mode",
-    "favordynmods",
-];
+const NON_CONTROLLER_OPTS: &[&str] =
+    &["rw", "ro", "noprefix", "clone_children", "xattr", "none", "cpuset_v2_mode", "favordynmods"];
 
 impl Hierarchy {
     /// Classify from mountinfo text. Any v1 mount carrying a real controller means v1 (the
@@ -56,15 +45,10 @@ impl Hierarchy {
         let entries = mountinfo::parse(text);
         let mounts = v1_mounts(&entries);
         let unified = unified_mount(&entries);
-        let has_controllers = mounts
-            .iter()
-            .any(|m| m.controllers.iter().any(|c| !c.starts_with("name=")));
+        let has_controllers = mounts.iter().any(|m| m.controllers.iter().any(|c| !c.starts_with("name=")));
         match (has_controllers, unified) {
             (true, unified) => Ok(Hierarchy::V1 { mounts, unified }),
-            (false, Some(u)) => Ok(Hierarchy::V2 {
-                mountpoint: u.mountpoint,
-                root: u.root,
-            }),
+            (false, Some(u)) => Ok(Hierarchy::V2 { mountpoint: u.mountpoint, root: u.root }),
             (false, None) => Err(Error::Unsupported("no cgroup filesystem is mounted".into())),
         }
     }
@@ -76,9 +60,7 @@ impl Hierarchy {
     /// The v1 mount that holds `controller`.
     pub fn v1_mount(&self, controller: &str) -> Option<&V1Mount> {
         match self {
-            Hierarchy::V1 { mounts, .. } => mounts
-                .iter()
-                .find(|m| m.controllers.iter().any(|c| c == controller)),
+            Hierarchy::V1 { mounts, .. } => mounts.iter().find(|m| m.controllers.iter().any(|c| c == controller)),
             Hierarchy::V2 { .. } => None,
         }
     }
@@ -100,11 +82,7 @@ fn v1_mounts(entries: &[MountEntry]) -> Vec<V1Mount> {
         if controllers.is_empty() {
             continue;
         }
-        let mount = V1Mount {
-            controllers,
-            mountpoint: e.mountpoint.clone(),
-            root: e.root.clone(),
-        };
+        let mount = V1Mount { controllers, mountpoint: e.mountpoint.clone(), root: e.root.clone() };
         match out.iter_mut().find(|m| m.controllers == mount.controllers) {
             Some(existing) if existing.root != "/" && mount.root == "/" => *existing = mount,
             Some(_) => {}
@@ -117,18 +95,14 @@ fn v1_mounts(entries: &[MountEntry]) -> Vec<V1Mount> {
 fn unified_mount(entries: &[MountEntry]) -> Option<UnifiedMount> {
     let all: Vec<&MountEntry> = entries.iter().filter(|e| e.fstype == "cgroup2").collect();
     let pick = all.iter().find(|e| e.root == "/").or(all.first())?;
-    Some(UnifiedMount {
-        mountpoint: pick.mountpoint.clone(),
-        root: pick.root.clone(),
-    })
+    Some(UnifiedMount { mountpoint: pick.mountpoint.clone(), root: pick.root.clone() })
 }
 
 /// The host's layout, read once from /proc/self/mountinfo and cached for the process.
 pub fn detect() -> Result<&'static Hierarchy> {
     static CACHE: OnceLock<std::result::Result<Hierarchy, String>> = OnceLock::new();
     let cached = CACHE.get_or_init(|| {
-        let text = std::fs::read_to_string("/proc/self/mountinfo")
-            .map_err(|e| format!("read /proc/self/mountinfo: {e}"))?;
+        let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| format!("read /proc/self/mountinfo: {e}"))?;
         Hierarchy::from_mountinfo(&text).map_err(|e| e.to_string())
     });
     cached.as_ref().map_err(|e| Error::Unsupported(e.clone()))
@@ -155,47 +129,25 @@ pub(crate) mod tests {
     #[test]
     fn detects_hybrid() {
         let h = Hierarchy::from_mountinfo(HYBRID).unwrap();
-        let Hierarchy::V1 { mounts, unified } = &h else {
-            panic!("expected v1: {h:?}")
-        };
+        let Hierarchy::V1 { mounts, unified } = &h else { panic!("expected v1: {h:?}") };
         let names: Vec<String> = mounts.iter().map(|m| m.controllers.join(",")).collect();
-        assert_eq!(
-            names,
-            vec!["cpu,cpuacct", "cpuset", "memory", "name=systemd"]
-        );
-        assert_eq!(
-            unified.as_ref().unwrap().mountpoint,
-            PathBuf::from("/sys/fs/cgroup/unified")
-        );
-        assert_eq!(
-            h.v1_mount("cpuacct").unwrap().mountpoint,
-            PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")
-        );
+        assert_eq!(names, vec!["cpu,cpuacct", "cpuset", "memory", "name=systemd"]);
+        assert_eq!(unified.as_ref().unwrap().mountpoint, PathBuf::from("/sys/fs/cgroup/unified"));
+        assert_eq!(h.v1_mount("cpuacct").unwrap().mountpoint, PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"));
     }
 
     #[test]
     fn detects_pure_v1_without_unified() {
-        let text: String = HYBRID
-            .lines()
-            .filter(|l| !l.contains("cgroup2"))
-            .map(|l| format!("{l}\n"))
-            .collect();
+        let text: String = HYBRID.lines().filter(|l| !l.contains("cgroup2")).map(|l| format!("{l}\n")).collect();
         let h = Hierarchy::from_mountinfo(&text).unwrap();
         assert!(matches!(h, Hierarchy::V1 { unified: None, .. }));
     }
 
     #[test]
     fn detects_v2_even_with_a_named_v1_hierarchy() {
-        let text =
-            format!("{V2}50 30 0:40 / /run/systemd-compat rw - cgroup cgroup rw,name=systemd\n");
+        let text = format!("{V2}50 30 0:40 / /run/systemd-compat rw - cgroup cgroup rw,name=systemd\n");
         let h = Hierarchy::from_mountinfo(&text).unwrap();
-        assert_eq!(
-            h,
-            Hierarchy::V2 {
-                mountpoint: "/sys/fs/cgroup".into(),
-                root: "/".into()
-            }
-        );
+        assert_eq!(h, Hierarchy::V2 { mountpoint: "/sys/fs/cgroup".into(), root: "/".into() });
     }
 
     #[test]
@@ -205,10 +157,7 @@ pub(crate) mod tests {
 61 1 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
 ";
         let h = Hierarchy::from_mountinfo(text).unwrap();
-        assert_eq!(
-            h.v1_mount("memory").unwrap().mountpoint,
-            PathBuf::from("/sys/fs/cgroup/memory")
-        );
+        assert_eq!(h.v1_mount("memory").unwrap().mountpoint, PathBuf::from("/sys/fs/cgroup/memory"));
     }
 
     #[test]

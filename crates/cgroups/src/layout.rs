@@ -28,32 +28,17 @@ pub struct V1Dir {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "version", rename_all = "lowercase")]
 pub enum Layout {
-    V1 {
-        dirs: Vec<V1Dir>,
-        unified: Option<Dir>,
-    },
-    V2 {
-        dir: Dir,
-    },
+    V1 { dirs: Vec<V1Dir>, unified: Option<Dir> },
+    V2 { dir: Dir },
 }
 
 impl Layout {
-    pub(crate) fn resolve(
-        h: &Hierarchy,
-        own: &[ProcCgroup],
-        cgroups_path: Option<&str>,
-        id: &str,
-    ) -> Result<Layout> {
+    pub(crate) fn resolve(h: &Hierarchy, own: &[ProcCgroup], cgroups_path: Option<&str>, id: &str) -> Result<Layout> {
         let cp = path::parse(cgroups_path, id)?;
         match h {
             Hierarchy::V2 { mountpoint, root } => {
                 let path = place(mountpoint, root, proc_cgroup::unified_path(own), &cp)?;
-                Ok(Layout::V2 {
-                    dir: Dir {
-                        mountpoint: mountpoint.clone(),
-                        path,
-                    },
-                })
+                Ok(Layout::V2 { dir: Dir { mountpoint: mountpoint.clone(), path } })
             }
             Hierarchy::V1 { mounts, unified } => {
                 let dirs = mounts
@@ -61,21 +46,13 @@ impl Layout {
                     .map(|m| {
                         let own_path = proc_cgroup::v1_path(own, &m.controllers);
                         let path = place(&m.mountpoint, &m.root, own_path, &cp)?;
-                        Ok(V1Dir {
-                            controllers: m.controllers.clone(),
-                            mountpoint: m.mountpoint.clone(),
-                            path,
-                        })
+                        Ok(V1Dir { controllers: m.controllers.clone(), mountpoint: m.mountpoint.clone(), path })
                     })
                     .collect::<Result<Vec<_>>>()?;
                 let unified = match unified {
                     Some(u) => {
-                        let path =
-                            place(&u.mountpoint, &u.root, proc_cgroup::unified_path(own), &cp)?;
-                        Some(Dir {
-                            mountpoint: u.mountpoint.clone(),
-                            path,
-                        })
+                        let path = place(&u.mountpoint, &u.root, proc_cgroup::unified_path(own), &cp)?;
+                        Some(Dir { mountpoint: u.mountpoint.clone(), path })
                     }
                     None => None,
                 };
@@ -87,11 +64,9 @@ impl Layout {
     /// Every directory of this cgroup, in a stable order.
     pub(crate) fn all_dirs(&self) -> Vec<&Path> {
         match self {
-            Layout::V1 { dirs, unified } => dirs
-                .iter()
-                .map(|d| d.path.as_path())
-                .chain(unified.iter().map(|u| u.path.as_path()))
-                .collect(),
+            Layout::V1 { dirs, unified } => {
+                dirs.iter().map(|d| d.path.as_path()).chain(unified.iter().map(|u| u.path.as_path())).collect()
+            }
             Layout::V2 { dir } => vec![dir.path.as_path()],
         }
     }
@@ -99,10 +74,9 @@ impl Layout {
     /// The v1 directory of the hierarchy carrying `controller`.
     pub(crate) fn v1_dir(&self, controller: &str) -> Option<&Path> {
         match self {
-            Layout::V1 { dirs, .. } => dirs
-                .iter()
-                .find(|d| d.controllers.iter().any(|c| c == controller))
-                .map(|d| d.path.as_path()),
+            Layout::V1 { dirs, .. } => {
+                dirs.iter().find(|d| d.controllers.iter().any(|c| c == controller)).map(|d| d.path.as_path())
+            }
             Layout::V2 { .. } => None,
         }
     }
@@ -128,11 +102,7 @@ fn place(mountpoint: &Path, root: &str, own: Option<&str>, cp: &CgroupsPath) -> 
 /// `own` relative to the mounted `root`; fails when the runtime sits outside the mounted
 /// sub-tree (e.g. "/.." paths of a process outside its cgroup namespace).
 fn below_root(own: &str, root: &str) -> Result<String> {
-    let outside = || {
-        Error::Unsupported(format!(
-            "own cgroup {own:?} is outside the mounted cgroup {root:?}"
-        ))
-    };
+    let outside = || Error::Unsupported(format!("own cgroup {own:?} is outside the mounted cgroup {root:?}"));
     if own.split('/').any(|c| c == "..") {
         return Err(outside());
     }
@@ -142,9 +112,7 @@ fn below_root(own: &str, root: &str) -> Result<String> {
     } else if own == root {
         ""
     } else {
-        own.strip_prefix(root)
-            .filter(|r| r.starts_with('/'))
-            .ok_or_else(outside)?
+        own.strip_prefix(root).filter(|r| r.starts_with('/')).ok_or_else(outside)?
     };
     Ok(rest.trim_start_matches('/').to_string())
 }
@@ -160,10 +128,7 @@ mod tests {
     }
 
     fn dirs_of(l: &Layout) -> Vec<String> {
-        l.all_dirs()
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect()
+        l.all_dirs().iter().map(|p| p.display().to_string()).collect()
     }
 
     #[test]
@@ -180,10 +145,7 @@ mod tests {
                 "/sys/fs/cgroup/unified/conductor/c1",
             ]
         );
-        assert_eq!(
-            l.v1_dir("cpuacct").unwrap(),
-            Path::new("/sys/fs/cgroup/cpu,cpuacct/conductor/c1")
-        );
+        assert_eq!(l.v1_dir("cpuacct").unwrap(), Path::new("/sys/fs/cgroup/cpu,cpuacct/conductor/c1"));
     }
 
     #[test]
@@ -207,15 +169,9 @@ mod tests {
         let h = Hierarchy::from_mountinfo(V2).unwrap();
         let own = proc_cgroup::parse("0::/user.slice/user-0.slice/session-1.scope\n").unwrap();
         let l = Layout::resolve(&h, &own, Some("ctr"), "c1").unwrap();
-        assert_eq!(
-            dirs_of(&l),
-            vec!["/sys/fs/cgroup/user.slice/user-0.slice/session-1.scope/ctr"]
-        );
+        assert_eq!(dirs_of(&l), vec!["/sys/fs/cgroup/user.slice/user-0.slice/session-1.scope/ctr"]);
         let l = Layout::resolve(&h, &own, Some("machine.slice:libpod:c1"), "c1").unwrap();
-        assert_eq!(
-            dirs_of(&l),
-            vec!["/sys/fs/cgroup/machine.slice/libpod-c1.scope"]
-        );
+        assert_eq!(dirs_of(&l), vec!["/sys/fs/cgroup/machine.slice/libpod-c1.scope"]);
     }
 
     #[test]

@@ -37,6 +37,4 @@ pub use error::{Error, Result};
 pub use freezer::FreezerState;
 pub use hierarchy::{detect, Hierarchy, UnifiedMount, V1Mount};
 pub use layout::{Dir, Layout, V1Dir};
-pub use stats::{
-    Blkio, BlkioEntry, Cpu, CpuUsage, Hugetlb, Memory, MemoryEntry, Pids, Stats, Throttling,
-};
+pub use stats::{Blkio, BlkioEntry, Cpu, CpuUsage, Hugetlb, Memory, MemoryEntry, Pids, Stats, Throttling};

@@ -27,18 +27,8 @@ fn parse_line(line: &str) -> Option<MountEntry> {
     let mut right = right.split(' ');
     let fstype = right.next()?.to_string();
     let _source = right.next()?;
-    let super_opts = right
-        .next()
-        .unwrap_or("")
-        .split(',')
-        .map(str::to_string)
-        .collect();
-    Some(MountEntry {
-        root: unescape(fields[3]),
-        mountpoint: PathBuf::from(unescape(fields[4])),
-        fstype,
-        super_opts,
-    })
+    let super_opts = right.next().unwrap_or("").split(',').map(str::to_string).collect();
+    Some(MountEntry { root: unescape(fields[3]), mountpoint: PathBuf::from(unescape(fields[4])), fstype, super_opts })
 }
 
 /// The kernel escapes space, tab, newline and backslash in paths as `\ooo` octal.
@@ -47,15 +37,8 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4]
-                .iter()
-                .all(|b| (b'0'..=b'7').contains(b))
-        {
-            let v = bytes[i + 1..i + 4]
-                .iter()
-                .fold(0u32, |acc, b| acc * 8 + u32::from(b - b'0'));
+        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
+            let v = bytes[i + 1..i + 4].iter().fold(0u32, |acc, b| acc * 8 + u32::from(b - b'0'));
             out.push(v as u8);
             i += 4;
         } else {

@@ -29,10 +29,7 @@ pub(crate) fn parse(input: Option<&str>, container_id: &str) -> Result<CgroupsPa
 
 fn default_path(id: &str) -> Result<CgroupsPath> {
     if id.is_empty() || id == "." || id == ".." || id.contains('/') || id.contains('\0') {
-        return Err(Error::invalid(
-            "container id",
-            format!("{id:?} cannot name a cgroup"),
-        ));
+        return Err(Error::invalid("container id", format!("{id:?} cannot name a cgroup")));
     }
     Ok(CgroupsPath::Absolute(format!("/{}/{id}", crate::DEFAULT_PARENT)))
 }
@@ -44,20 +41,12 @@ fn clean(p: &str) -> Result<String> {
     for c in p.split('/') {
         match c {
             "" | "." => {}
-            ".." => {
-                return Err(Error::invalid(
-                    FIELD,
-                    format!("{p:?} must not contain \"..\""),
-                ))
-            }
+            ".." => return Err(Error::invalid(FIELD, format!("{p:?} must not contain \"..\""))),
             c => parts.push(c),
         }
     }
     if parts.is_empty() {
-        return Err(Error::invalid(
-            FIELD,
-            format!("{p:?} names no cgroup below the root"),
-        ));
+        return Err(Error::invalid(FIELD, format!("{p:?} names no cgroup below the root")));
     }
     Ok(parts.join("/"))
 }
@@ -65,22 +54,12 @@ fn clean(p: &str) -> Result<String> {
 fn systemd_path(p: &str, container_id: &str) -> Result<CgroupsPath> {
     let parts: Vec<&str> = p.split(':').collect();
     let [slice, prefix, name] = parts[..] else {
-        return Err(Error::invalid(
-            FIELD,
-            format!("{p:?} is neither a path nor systemd's \"slice:prefix:name\""),
-        ));
+        return Err(Error::invalid(FIELD, format!("{p:?} is neither a path nor systemd's \"slice:prefix:name\"")));
     };
-    let slice = if slice.is_empty() {
-        "system.slice"
-    } else {
-        slice
-    };
+    let slice = if slice.is_empty() { "system.slice" } else { slice };
     let name = if name.is_empty() { container_id } else { name };
     if prefix.contains('/') || name.contains('/') {
-        return Err(Error::invalid(
-            FIELD,
-            format!("{p:?}: prefix and name must not contain '/'"),
-        ));
+        return Err(Error::invalid(FIELD, format!("{p:?}: prefix and name must not contain '/'")));
     }
     let unit = if name.ends_with(".slice") {
         name.to_string()
@@ -103,9 +82,7 @@ fn systemd_path(p: &str, container_id: &str) -> Result<CgroupsPath> {
 /// `-.slice` is the root.
 fn expand_slice(slice: &str) -> Result<String> {
     let bad = |why: &str| Error::invalid(FIELD, format!("slice {slice:?} {why}"));
-    let name = slice
-        .strip_suffix(".slice")
-        .ok_or_else(|| bad("must end in \".slice\""))?;
+    let name = slice.strip_suffix(".slice").ok_or_else(|| bad("must end in \".slice\""))?;
     if name.contains('/') {
         return Err(bad("must not contain '/'"));
     }
@@ -132,24 +109,15 @@ mod tests {
 
     #[test]
     fn default_is_conductor_id() {
-        assert_eq!(
-            parse(None, "abc").unwrap(),
-            Absolute("/conductor/abc".into())
-        );
-        assert_eq!(
-            parse(Some(""), "abc").unwrap(),
-            Absolute("/conductor/abc".into())
-        );
+        assert_eq!(parse(None, "abc").unwrap(), Absolute("/conductor/abc".into()));
+        assert_eq!(parse(Some(""), "abc").unwrap(), Absolute("/conductor/abc".into()));
         assert!(parse(None, "a/b").is_err());
         assert!(parse(None, "..").is_err());
     }
 
     #[test]
     fn absolute_and_relative_are_cleaned() {
-        assert_eq!(
-            parse(Some("/a//b/./c/"), "x").unwrap(),
-            Absolute("/a/b/c".into())
-        );
+        assert_eq!(parse(Some("/a//b/./c/"), "x").unwrap(), Absolute("/a/b/c".into()));
         assert_eq!(parse(Some("a/b"), "x").unwrap(), Relative("a/b".into()));
         assert_eq!(parse(Some("./a"), "x").unwrap(), Relative("a".into()));
     }
@@ -157,51 +125,30 @@ mod tests {
     #[test]
     fn dotdot_and_root_are_refused() {
         let e = parse(Some("/a/../../etc"), "x").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "linux.cgroupsPath: \"/a/../../etc\" must not contain \"..\""
-        );
+        assert_eq!(e.to_string(), "linux.cgroupsPath: \"/a/../../etc\" must not contain \"..\"");
         assert!(parse(Some("../x"), "x").is_err());
         assert!(parse(Some("/"), "x").is_err());
     }
 
     #[test]
     fn systemd_form_maps_to_scope_path() {
-        assert_eq!(
-            parse(Some("machine.slice:libpod:abc"), "x").unwrap(),
-            Absolute("/machine.slice/libpod-abc.scope".into())
-        );
+        assert_eq!(parse(Some("machine.slice:libpod:abc"), "x").unwrap(), Absolute("/machine.slice/libpod-abc.scope".into()));
         assert_eq!(
             parse(Some("user-1000-app.slice:cri:id1"), "x").unwrap(),
             Absolute("/user.slice/user-1000.slice/user-1000-app.slice/cri-id1.scope".into())
         );
-        assert_eq!(
-            parse(Some(":pfx:"), "cid").unwrap(),
-            Absolute("/system.slice/pfx-cid.scope".into())
-        );
-        assert_eq!(
-            parse(Some("-.slice::n"), "x").unwrap(),
-            Absolute("/n.scope".into())
-        );
-        assert_eq!(
-            parse(Some("system.slice:p:sub.slice"), "x").unwrap(),
-            Absolute("/system.slice/sub.slice".into())
-        );
+        assert_eq!(parse(Some(":pfx:"), "cid").unwrap(), Absolute("/system.slice/pfx-cid.scope".into()));
+        assert_eq!(parse(Some("-.slice::n"), "x").unwrap(), Absolute("/n.scope".into()));
+        assert_eq!(parse(Some("system.slice:p:sub.slice"), "x").unwrap(), Absolute("/system.slice/sub.slice".into()));
     }
 
     #[test]
     fn malformed_systemd_form_is_a_clear_error() {
         let e = parse(Some("a:b"), "x").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "linux.cgroupsPath: \"a:b\" is neither a path nor systemd's \"slice:prefix:name\""
-        );
+        assert_eq!(e.to_string(), "linux.cgroupsPath: \"a:b\" is neither a path nor systemd's \"slice:prefix:name\"");
         assert!(parse(Some("a:b:c:d"), "x").is_err());
         let e = parse(Some("system:p:n"), "x").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "linux.cgroupsPath: slice \"system\" must end in \".slice\""
-        );
+        assert_eq!(e.to_string(), "linux.cgroupsPath: slice \"system\" must end in \".slice\"");
         assert!(parse(Some("a--b.slice:p:n"), "x").is_err());
         assert!(parse(Some("-a.slice:p:n"), "x").is_err());
         assert!(parse(Some("system.slice:p/q:n"), "x").is_err());

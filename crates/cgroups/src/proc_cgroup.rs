@@ -13,52 +13,31 @@ pub struct ProcCgroup {
 }
 
 pub fn parse(text: &str) -> Result<Vec<ProcCgroup>> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(parse_line)
-        .collect()
+    text.lines().filter(|l| !l.trim().is_empty()).map(parse_line).collect()
 }
 
 fn parse_line(line: &str) -> Result<ProcCgroup> {
     let bad = || Error::parse("/proc/self/cgroup", format!("malformed line {line:?}"));
     // The path may itself contain ':', so split at the first two colons only.
     let mut parts = line.splitn(3, ':');
-    let id = parts
-        .next()
-        .ok_or_else(bad)?
-        .parse::<u32>()
-        .map_err(|_| bad())?;
+    let id = parts.next().ok_or_else(bad)?.parse::<u32>().map_err(|_| bad())?;
     let controllers = parts.next().ok_or_else(bad)?;
     let path = parts.next().ok_or_else(bad)?;
     if !path.starts_with('/') {
         return Err(bad());
     }
-    let controllers = controllers
-        .split(',')
-        .filter(|c| !c.is_empty())
-        .map(str::to_string)
-        .collect();
-    Ok(ProcCgroup {
-        hierarchy_id: id,
-        controllers,
-        path: path.to_string(),
-    })
+    let controllers = controllers.split(',').filter(|c| !c.is_empty()).map(str::to_string).collect();
+    Ok(ProcCgroup { hierarchy_id: id, controllers, path: path.to_string() })
 }
 
 /// The path of the v2 line, if any.
 pub(crate) fn unified_path(entries: &[ProcCgroup]) -> Option<&str> {
-    entries
-        .iter()
-        .find(|e| e.hierarchy_id == 0 && e.controllers.is_empty())
-        .map(|e| e.path.as_str())
+    entries.iter().find(|e| e.hierarchy_id == 0 && e.controllers.is_empty()).map(|e| e.path.as_str())
 }
 
 /// The path of the v1 line that holds any of `controllers`.
 pub(crate) fn v1_path<'a>(entries: &'a [ProcCgroup], controllers: &[String]) -> Option<&'a str> {
-    entries
-        .iter()
-        .find(|e| e.hierarchy_id != 0 && e.controllers.iter().any(|c| controllers.contains(c)))
-        .map(|e| e.path.as_str())
+    entries.iter().find(|e| e.hierarchy_id != 0 && e.controllers.iter().any(|c| controllers.contains(c))).map(|e| e.path.as_str())
 }
 
 #[cfg(test)]
@@ -79,10 +58,7 @@ mod tests {
     #[test]
     fn parses_v2_sample_with_colon_in_path() {
         let e = parse("0::/user.slice/user-1000.slice/a:b.scope\n").unwrap();
-        assert_eq!(
-            unified_path(&e),
-            Some("/user.slice/user-1000.slice/a:b.scope")
-        );
+        assert_eq!(unified_path(&e), Some("/user.slice/user-1000.slice/a:b.scope"));
         assert_eq!(v1_path(&e, &["cpu".into()]), None);
     }
 

@@ -10,13 +10,7 @@ use crate::layout::{Dir, V1Dir};
 pub(crate) fn create(dirs: &[V1Dir], unified: Option<&Dir>) -> Result<()> {
     for d in dirs {
         let is_cpuset = d.controllers.iter().any(|c| c == "cpuset");
-        mkdir_p(&d.mountpoint, &d.path, |level| {
-            if is_cpuset {
-                inherit_cpuset(level)
-            } else {
-                Ok(())
-            }
-        })?;
+        mkdir_p(&d.mountpoint, &d.path, |level| if is_cpuset { inherit_cpuset(level) } else { Ok(()) })?;
     }
     if let Some(u) = unified {
         mkdir_p(&u.mountpoint, &u.path, |_| Ok(()))?;
@@ -26,11 +20,7 @@ pub(crate) fn create(dirs: &[V1Dir], unified: Option<&Dir>) -> Result<()> {
 
 /// mkdir every level from the mount down to `path`, calling `each` on every level (new or
 /// old) below the mount, parents first.
-pub(crate) fn mkdir_p(
-    mountpoint: &Path,
-    path: &Path,
-    mut each: impl FnMut(&Path) -> Result<()>,
-) -> Result<()> {
+pub(crate) fn mkdir_p(mountpoint: &Path, path: &Path, mut each: impl FnMut(&Path) -> Result<()>) -> Result<()> {
     let rel = path.strip_prefix(mountpoint).unwrap_or(path);
     let mut cur = mountpoint.to_path_buf();
     for comp in rel.components() {

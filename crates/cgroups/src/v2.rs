@@ -20,9 +20,7 @@ pub(crate) fn create(dir: &Dir) -> Result<()> {
 }
 
 pub(crate) fn controllers(dir: &Path, file: &str) -> BTreeSet<String> {
-    fs::read(&dir.join(file))
-        .map(|s| s.split_whitespace().map(str::to_string).collect())
-        .unwrap_or_default()
+    fs::read(&dir.join(file)).map(|s| s.split_whitespace().map(str::to_string).collect()).unwrap_or_default()
 }
 
 /// Enable for children every controller `dir` has, like runc. Failure is not fatal: a cgroup
@@ -36,11 +34,7 @@ fn enable_controllers(dir: &Path) {
         return;
     }
     let file = dir.join("cgroup.subtree_control");
-    let all = missing
-        .iter()
-        .map(|c| format!("+{c}"))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let all = missing.iter().map(|c| format!("+{c}")).collect::<Vec<_>>().join(" ");
     if fs::write(&file, &all).is_ok() {
         return;
     }

@@ -416,9 +416,17 @@ fn human_size(b: u64) -> String {
         v /= 1000.0;
         u += 1;
     }
-    if u == 0 { format!("{b}B") } else { format!("{v:.1}{}", units[u]) }
+    if u == 0 {
+        format!("{b}B")
+    } else {
+        format!("{v:.1}{}", units[u])
+    }
 }
 
 fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
 }

@@ -70,7 +70,13 @@ impl Engine {
         for d in [dir.upper(), dir.work(), dir.rootfs()] {
             std::fs::create_dir(&d).ctx(|| format!("create {}", d.display()))?;
         }
-        let config = Config { name: cname.into(), image: image.into(), command: args.clone(), created: monitor::now(), options: opts.clone() };
+        let config = Config {
+            name: cname.into(),
+            image: image.into(),
+            command: args.clone(),
+            created: monitor::now(),
+            options: opts.clone(),
+        };
         dir.save_state(&State::creating())?;
         dir.save_config(&config)?;
         let etc = write_etc_files(&dir, opts.hostname.as_deref().unwrap_or(cname))?;
@@ -219,7 +225,8 @@ impl Engine {
     pub fn inspect(&self, cname: &str) -> Result<Value> {
         let dir = self.existing(cname)?;
         let (c, st) = (dir.config()?, dir.state()?);
-        let oci: Value = std::fs::read(dir.path.join("config.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null);
+        let oci: Value =
+            std::fs::read(dir.path.join("config.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null);
         let status = self.live_status(cname, &st);
         let running = matches!(status, Status::Running | Status::Paused);
         Ok(json!({
@@ -249,7 +256,8 @@ impl Engine {
 
     pub fn logs(&self, cname: &str, tail: Option<usize>, follow: bool, out: &mut impl std::io::Write) -> Result<()> {
         let dir = self.existing(cname)?;
-        let running = || dir.state().map(|st| self.init_alive(&st) || pid_alive(st.monitor_pid, st.monitor_start)).unwrap_or(false);
+        let running =
+            || dir.state().map(|st| self.init_alive(&st) || pid_alive(st.monitor_pid, st.monitor_start)).unwrap_or(false);
         crate::logs::print(&dir.log(), tail, follow, running, out).ctx(|| format!("logs of {cname}"))
     }
 
@@ -380,4 +388,3 @@ fn wait_pid_gone(pid: i32, start: u64, timeout: std::time::Duration) -> bool {
     }
     true
 }
-

@@ -97,7 +97,13 @@ pub fn read_all(path: &Path) -> Vec<Line> {
 
 /// Print the last `tail` lines (all if None); with `follow`, keep printing new lines until
 /// `running()` turns false.
-pub fn print(path: &Path, tail: Option<usize>, follow: bool, running: impl Fn() -> bool, out: &mut impl Write) -> std::io::Result<()> {
+pub fn print(
+    path: &Path,
+    tail: Option<usize>,
+    follow: bool,
+    running: impl Fn() -> bool,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
     let lines = read_all(path);
     let skip = tail.map_or(0, |n| lines.len().saturating_sub(n));
     for l in &lines[skip..] {

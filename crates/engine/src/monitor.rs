@@ -34,7 +34,8 @@ pub struct Launch {
 }
 
 /// What an attached CLI passes on (Ctrl-C and friends), as `docker run` does.
-const FORWARDED: [Signal; 6] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2];
+const FORWARDED: [Signal; 6] =
+    [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2];
 
 #[derive(Serialize, Deserialize)]
 enum Report {
@@ -198,7 +199,11 @@ fn pump(dir: &Dir, mut io: Io) -> i32 {
             exit = reap(io.pid);
         }
         // Sources: 0 stdout/master, 1 stderr, 2 attached stdin, 3 signalfd.
-        let sources: [Option<&OwnedFd>; 3] = [io.master.as_ref().or(io.out.as_ref()), io.err.as_ref(), if io.master.is_some() { io.attach_in.as_ref() } else { None }];
+        let sources: [Option<&OwnedFd>; 3] = [
+            io.master.as_ref().or(io.out.as_ref()),
+            io.err.as_ref(),
+            if io.master.is_some() { io.attach_in.as_ref() } else { None },
+        ];
         if sources[0].is_none() && sources[1].is_none() {
             break;
         }
@@ -224,7 +229,8 @@ fn pump(dir: &Dir, mut io: Io) -> i32 {
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => break,
         }
-        let ready: Vec<(usize, bool)> = fds.iter().zip(&which).map(|(f, w)| (*w, f.revents().is_some_and(|r| !r.is_empty()))).collect();
+        let ready: Vec<(usize, bool)> =
+            fds.iter().zip(&which).map(|(f, w)| (*w, f.revents().is_some_and(|r| !r.is_empty()))).collect();
         for (w, is_ready) in ready {
             if !is_ready {
                 continue;
@@ -340,4 +346,3 @@ fn record_exit(dir: &Dir, name: &str, code: i32) {
     st.oom_killed = cgroup.and_then(|c| c.oom_kill_count()).is_ok_and(|n| n > 0);
     let _ = dir.save_state(&st);
 }
-

@@ -158,5 +158,6 @@ pub fn lock(paths: &Paths, name: &str) -> Result<nix::fcntl::Flock<File>> {
     std::fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
     let p = dir.join(format!("{name}.lock"));
     let f = File::options().create(true).truncate(false).write(true).open(&p).ctx(|| format!("open {}", p.display()))?;
-    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| Error::Sys { what: format!("lock {name}"), err: e })
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| Error::Sys { what: format!("lock {name}"), err: e })
 }

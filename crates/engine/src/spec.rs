@@ -88,7 +88,8 @@ pub fn generate(i: &Input) -> Value {
     }
     for v in &o.volumes {
         let mode = if v.read_only { "ro" } else { "rw" };
-        mounts.push(json!({"destination": v.container, "type": "bind", "source": v.host, "options": ["rbind", "rprivate", mode]}));
+        mounts
+            .push(json!({"destination": v.container, "type": "bind", "source": v.host, "options": ["rbind", "rprivate", mode]}));
     }
     let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
     if let Some(c) = o.cpus {
@@ -137,9 +138,23 @@ mod tests {
 
     #[test]
     fn generated_config_is_a_valid_spec_with_the_baseline() {
-        let opts = RunOptions { cpus: Some(0.5), memory: Some(64 << 20), pids_limit: Some(10), env: vec!["A=1".into()], ..Default::default() };
+        let opts = RunOptions {
+            cpus: Some(0.5),
+            memory: Some(64 << 20),
+            pids_limit: Some(10),
+            env: vec!["A=1".into()],
+            ..Default::default()
+        };
         let args = vec!["sh".to_string()];
-        let v = generate(&Input { name: "web", image: "img", args: &args, image_env: &[], image_workdir: None, opts: &opts, etc_files: &[] });
+        let v = generate(&Input {
+            name: "web",
+            image: "img",
+            args: &args,
+            image_env: &[],
+            image_workdir: None,
+            opts: &opts,
+            etc_files: &[],
+        });
         let spec = conductor_runtime::config::parse(v.to_string().as_bytes()).unwrap();
         let p = spec.process().as_ref().unwrap();
         assert_eq!(p.no_new_privileges(), Some(true));

@@ -21,14 +21,12 @@ pub fn default_mirror(suite: &str) -> Result<String> {
     let etc = Path::new("/etc/apt");
     let sources = read_dir(etc)?;
     let host = host_codename();
-    main_archive(&sources, suite, host.as_deref())
-        .map(str::to_string)
-        .ok_or_else(|| {
-            Error::Invalid(format!(
+    main_archive(&sources, suite, host.as_deref()).map(str::to_string).ok_or_else(|| {
+        Error::Invalid(format!(
             "no Debian archive for {suite:?} in {}/sources.list or sources.list.d: give a mirror",
             etc.display()
         ))
-        })
+    })
 }
 
 /// All entries under an apt configuration directory (`/etc/apt`): sources.list first, then the
@@ -73,12 +71,7 @@ fn parse_line(line: &str) -> Option<Source> {
     let mut words = rest.split_whitespace();
     let uri = words.next()?;
     let suite = words.next()?;
-    Some(Source {
-        kind: kind.into(),
-        uri: uri.into(),
-        suites: vec![suite.into()],
-        components: words.map(String::from).collect(),
-    })
+    Some(Source { kind: kind.into(), uri: uri.into(), suites: vec![suite.into()], components: words.map(String::from).collect() })
 }
 
 /// deb822 stanzas (`Types:`, `URIs:`, `Suites:`, `Components:`, `Enabled:`), separated by blank
@@ -107,29 +100,17 @@ pub fn parse_deb822(text: &str) -> Vec<Source> {
 
 fn stanza(fields: &[(String, String)]) -> Vec<Source> {
     let get = |k: &str| -> Vec<String> {
-        fields
-            .iter()
-            .filter(|(f, _)| f == k)
-            .flat_map(|(_, v)| v.split_whitespace().map(String::from))
-            .collect()
+        fields.iter().filter(|(f, _)| f == k).flat_map(|(_, v)| v.split_whitespace().map(String::from)).collect()
     };
     let enabled = get("enabled");
-    if enabled
-        .first()
-        .is_some_and(|v| v.eq_ignore_ascii_case("no"))
-    {
+    if enabled.first().is_some_and(|v| v.eq_ignore_ascii_case("no")) {
         return Vec::new();
     }
     let (suites, components) = (get("suites"), get("components"));
     let mut out = Vec::new();
     for kind in get("types") {
         for uri in get("uris") {
-            out.push(Source {
-                kind: kind.clone(),
-                uri,
-                suites: suites.clone(),
-                components: components.clone(),
-            });
+            out.push(Source { kind: kind.clone(), uri, suites: suites.clone(), components: components.clone() });
         }
     }
     out
@@ -139,26 +120,15 @@ fn stanza(fields: &[(String, String)]) -> Vec<Source> {
 /// it, and failing that the one listing the host's own release (a Debian mirror carries every
 /// suite). Security, updates and backports entries never qualify (their suites are
 /// `<name>-security` etc.), nor do schemes debootstrap cannot fetch from.
-pub fn main_archive<'a>(
-    sources: &'a [Source],
-    suite: &str,
-    host_codename: Option<&str>,
-) -> Option<&'a str> {
+pub fn main_archive<'a>(sources: &'a [Source], suite: &str, host_codename: Option<&str>) -> Option<&'a str> {
     let usable = |s: &&Source| {
         s.kind == "deb"
-            && ["http://", "https://", "ftp://", "file:"]
-                .iter()
-                .any(|p| s.uri.starts_with(p))
+            && ["http://", "https://", "ftp://", "file:"].iter().any(|p| s.uri.starts_with(p))
             && !s.uri.trim_end_matches('/').ends_with("-security")
     };
     let wanted = std::iter::once(suite).chain(host_codename);
     wanted
-        .flat_map(|w| {
-            sources
-                .iter()
-                .filter(usable)
-                .filter(move |s| s.suites.iter().any(|x| x == w))
-        })
+        .flat_map(|w| sources.iter().filter(usable).filter(move |s| s.suites.iter().any(|x| x == w)))
         .map(|s| s.uri.trim_end_matches('/'))
         .next()
 }
@@ -210,10 +180,7 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
         assert_eq!(s[2].uri, "http://archive.invalid/debian/");
         assert_eq!(s[2].suites, ["bookworm"]);
         assert_eq!(s[2].components, ["main", "contrib"]);
-        assert_eq!(
-            s[4].uri, "http://other.invalid/debian",
-            "spaced [ options ]"
-        );
+        assert_eq!(s[4].uri, "http://other.invalid/debian", "spaced [ options ]");
     }
 
     #[test]
@@ -230,10 +197,7 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
         let text = "types: deb deb-src\nURIs: http://a.invalid/debian\n http://b.invalid/debian\nSuites: trixie\n\n\
                     Enabled: no\nTypes: deb\nURIs: http://off.invalid/debian\nSuites: trixie\n";
         let s = parse_deb822(text);
-        let pairs: Vec<_> = s
-            .iter()
-            .map(|x| (x.kind.as_str(), x.uri.as_str()))
-            .collect();
+        let pairs: Vec<_> = s.iter().map(|x| (x.kind.as_str(), x.uri.as_str())).collect();
         assert_eq!(
             pairs,
             [
@@ -253,15 +217,9 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
         );
         assert_eq!(main_archive(&s, "bookworm", None), None);
         s.extend(parse_list(LIST));
-        assert_eq!(
-            main_archive(&s, "bookworm", None),
-            Some("http://archive.invalid/debian")
-        );
+        assert_eq!(main_archive(&s, "bookworm", None), Some("http://archive.invalid/debian"));
         // A suite nobody lists: the mirror of the host's release.
-        assert_eq!(
-            main_archive(&s, "trixie", Some("bookworm")),
-            Some("http://archive.invalid/debian")
-        );
+        assert_eq!(main_archive(&s, "trixie", Some("bookworm")), Some("http://archive.invalid/debian"));
         assert_eq!(main_archive(&s, "trixie", None), None);
     }
 
@@ -273,10 +231,7 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
                             deb https://nodes.invalid/node_20.x nodistro main\n\
                             deb https://archive.invalid/debian bookworm main\n",
         );
-        assert_eq!(
-            main_archive(&s, "bookworm", None),
-            Some("https://archive.invalid/debian")
-        );
+        assert_eq!(main_archive(&s, "bookworm", None), Some("https://archive.invalid/debian"));
     }
 
     #[test]
@@ -285,30 +240,15 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("sources.list.d")).unwrap();
         std::fs::write(dir.join("sources.list.d/debian.sources"), DEB822).unwrap();
-        std::fs::write(
-            dir.join("sources.list.d/a.list"),
-            "deb http://first.invalid/debian sid main\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("sources.list.d/x.list.disabled"),
-            "deb http://no.invalid/debian bookworm main\n",
-        )
-        .unwrap();
+        std::fs::write(dir.join("sources.list.d/a.list"), "deb http://first.invalid/debian sid main\n").unwrap();
+        std::fs::write(dir.join("sources.list.d/x.list.disabled"), "deb http://no.invalid/debian bookworm main\n").unwrap();
         let s = read_dir(&dir).unwrap();
         let uris: Vec<_> = s.iter().map(|x| x.uri.as_str()).collect();
         assert_eq!(
             uris,
-            [
-                "http://first.invalid/debian",
-                "http://archive.invalid/debian",
-                "http://archive.invalid/debian-security"
-            ]
+            ["http://first.invalid/debian", "http://archive.invalid/debian", "http://archive.invalid/debian-security"]
         );
-        assert_eq!(
-            main_archive(&s, "bookworm", None),
-            Some("http://archive.invalid/debian")
-        );
+        assert_eq!(main_archive(&s, "bookworm", None), Some("http://archive.invalid/debian"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -61,23 +61,13 @@ const POLICY_RC_D: &str = "#!/bin/sh\n# Written by conductor: containers start n
 
 impl Store {
     /// Build image `name` with debootstrap (network on first use; see the module notes).
-    pub fn build_debootstrap(
-        &self,
-        name: &str,
-        opts: &BuildOpts,
-        progress: &mut dyn Progress,
-    ) -> Result<Image> {
+    pub fn build_debootstrap(&self, name: &str, opts: &BuildOpts, progress: &mut dyn Progress) -> Result<Image> {
         let res = self.debootstrap_inner(name, opts, progress);
         progress.finish();
         res
     }
 
-    fn debootstrap_inner(
-        &self,
-        name: &str,
-        opts: &BuildOpts,
-        progress: &mut dyn Progress,
-    ) -> Result<Image> {
+    fn debootstrap_inner(&self, name: &str, opts: &BuildOpts, progress: &mut dyn Progress) -> Result<Image> {
         self.check_free(name, opts.replace)?;
         validate(opts)?;
         let mirror = match &opts.mirror {
@@ -85,8 +75,7 @@ impl Store {
             None => apt_sources::default_mirror(&opts.suite)?,
         };
         check_mirror(&mirror)?;
-        let cache_dir = std::path::absolute(&opts.cache_dir)
-            .ctx(|| format!("resolve {}", opts.cache_dir.display()))?;
+        let cache_dir = std::path::absolute(&opts.cache_dir).ctx(|| format!("resolve {}", opts.cache_dir.display()))?;
         let (debs, rootfs_dir) = (cache_dir.join("debs"), cache_dir.join("rootfs"));
         for d in [&debs, &rootfs_dir] {
             std::fs::create_dir_all(d).ctx(|| format!("create cache directory {}", d.display()))?;
@@ -114,10 +103,7 @@ impl Store {
                 tracing::warn!("could not cache the rootfs: {e}");
             }
         }
-        let config = ImageConfig {
-            cmd: vec!["/bin/bash".into()],
-            ..ImageConfig::default()
-        };
+        let config = ImageConfig { cmd: vec!["/bin/bash".into()], ..ImageConfig::default() };
         self.commit(&mut staging, name, config, source, opts.replace)
     }
 }
@@ -126,8 +112,7 @@ impl Store {
 fn validate(opts: &BuildOpts) -> Result<()> {
     let word = |s: &str| {
         s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+.-_".contains(c))
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || "+.-_".contains(c))
     };
     if !word(&opts.suite) {
         return Err(Error::Invalid(format!("invalid suite {:?}", opts.suite)));
@@ -142,15 +127,10 @@ fn validate(opts: &BuildOpts) -> Result<()> {
 }
 
 fn check_mirror(mirror: &str) -> Result<()> {
-    if ["http://", "https://", "ftp://", "file:/"]
-        .iter()
-        .any(|p| mirror.starts_with(p))
-    {
+    if ["http://", "https://", "ftp://", "file:/"].iter().any(|p| mirror.starts_with(p)) {
         Ok(())
     } else {
-        Err(Error::Invalid(format!(
-            "mirror {mirror:?}: not an http, https, ftp or file URI"
-        )))
+        Err(Error::Invalid(format!("mirror {mirror:?}: not an http, https, ftp or file URI")))
     }
 }
 
@@ -159,9 +139,7 @@ fn is_package(s: &str) -> bool {
     let name = s.split(':').next().unwrap_or_default();
     name.len() >= 2
         && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+.-".contains(c))
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+.-".contains(c))
 }
 
 fn includes(opts: &BuildOpts) -> Vec<&str> {
@@ -183,12 +161,7 @@ fn args(opts: &BuildOpts, mirror: &str, debs: &Path, target: &Path) -> Vec<OsStr
     }
     let mut cache = OsString::from("--cache-dir=");
     cache.push(debs);
-    a.extend([
-        cache,
-        opts.suite.clone().into(),
-        target.into(),
-        mirror.into(),
-    ]);
+    a.extend([cache, opts.suite.clone().into(), target.into(), mirror.into()]);
     a
 }
 
@@ -221,13 +194,8 @@ fn describe(opts: &BuildOpts, mirror: &str) -> String {
 fn unpack_cached(cached: &Path, layer: &Path, progress: &mut dyn Progress) -> Result<()> {
     let t = import::open(cached)?;
     progress.stage("unpacking", Some(t.len), Unit::Bytes);
-    import::unpack(t.stream, layer, |p| {
-        progress.advance(t.read.get(), &p.to_string_lossy())
-    })
-    .map_err(|reason| Error::Archive {
-        path: cached.into(),
-        reason,
-    })?;
+    import::unpack(t.stream, layer, |p| progress.advance(t.read.get(), &p.to_string_lossy()))
+        .map_err(|reason| Error::Archive { path: cached.into(), reason })?;
     Ok(())
 }
 
@@ -260,19 +228,14 @@ fn run(args: &[OsString], progress: &mut dyn Progress) -> Result<()> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::Invalid(
-                "debootstrap is not installed (Debian package \"debootstrap\")".into(),
-            ),
-            _ => Error::Io {
-                what: "start debootstrap".into(),
-                source: e,
-            },
+            std::io::ErrorKind::NotFound => {
+                Error::Invalid("debootstrap is not installed (Debian package \"debootstrap\")".into())
+            }
+            _ => Error::Io { what: "start debootstrap".into(), source: e },
         })?;
     let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let pipes: [Box<dyn Read + Send>; 2] = [
-        Box::new(child.stdout.take().expect("piped")),
-        Box::new(child.stderr.take().expect("piped")),
-    ];
+    let pipes: [Box<dyn Read + Send>; 2] =
+        [Box::new(child.stdout.take().expect("piped")), Box::new(child.stderr.take().expect("piped"))];
     let readers: Vec<_> = pipes
         .into_iter()
         .map(|pipe| {
@@ -305,13 +268,8 @@ fn run(args: &[OsString], progress: &mut dyn Progress) -> Result<()> {
     if status.success() {
         return Ok(());
     }
-    let detail = last_error
-        .or_else(|| tail.pop_back())
-        .unwrap_or_else(|| "no output".into());
-    Err(Error::Debootstrap {
-        status: format!("failed ({status})"),
-        detail,
-    })
+    let detail = last_error.or_else(|| tail.pop_back()).unwrap_or_else(|| "no output".into());
+    Err(Error::Debootstrap { status: format!("failed ({status})"), detail })
 }
 
 /// Send each line of `pipe` (lossily decoded: output need not be UTF-8) until EOF.
@@ -372,11 +330,7 @@ pub fn parse_line(line: &str) -> Line<'_> {
         "Configuring" => Step::Configuring,
         _ => return Line::Info(msg),
     };
-    let words: Vec<&str> = rest
-        .trim()
-        .trim_end_matches("...")
-        .split_whitespace()
-        .collect();
+    let words: Vec<&str> = rest.trim().trim_end_matches("...").split_whitespace().collect();
     let versioned = matches!(step, Step::Retrieving | Step::Validating);
     match words.as_slice() {
         [pkg] | [pkg, _] if is_package(pkg) && (words.len() == 2) == versioned => {
@@ -456,15 +410,9 @@ pub(crate) fn fix_for_containers(root: &Path) -> Result<()> {
     for d in ["tmp", "var/tmp"] {
         let p = root.join(d);
         std::fs::create_dir_all(&p).ctx(|| format!("create {}", p.display()))?;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o1777))
-            .ctx(|| format!("chmod {}", p.display()))?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o1777)).ctx(|| format!("chmod {}", p.display()))?;
     }
-    write_in(
-        root,
-        "etc/resolv.conf",
-        "# Replaced by the container engine when a container starts.\n",
-        0o644,
-    )?;
+    write_in(root, "etc/resolv.conf", "# Replaced by the container engine when a container starts.\n", 0o644)?;
     write_in(root, "etc/hostname", "localhost\n", 0o644)?;
     write_in(root, "usr/sbin/policy-rc.d", POLICY_RC_D, 0o755)?;
     let archives = root.join("var/cache/apt/archives");
@@ -486,17 +434,13 @@ fn write_in(root: &Path, rel: &str, content: &str, mode: u32) -> Result<()> {
     std::fs::create_dir_all(parent).ctx(|| format!("create {}", parent.display()))?;
     let (rp, rr) = (parent.canonicalize(), root.canonicalize());
     if !matches!((&rp, &rr), (Ok(p), Ok(r)) if p.starts_with(r)) {
-        return Err(Error::Invalid(format!(
-            "{}: leads outside the image",
-            parent.display()
-        )));
+        return Err(Error::Invalid(format!("{}: leads outside the image", parent.display())));
     }
     if std::fs::symlink_metadata(&path).is_ok() {
         std::fs::remove_file(&path).ctx(|| format!("remove {}", path.display()))?;
     }
     std::fs::write(&path, content).ctx(|| format!("write {}", path.display()))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-        .ctx(|| format!("chmod {}", path.display()))
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).ctx(|| format!("chmod {}", path.display()))
 }
 
 #[cfg(test)]
@@ -506,26 +450,11 @@ mod tests {
     #[test]
     fn parses_package_lines() {
         use Step::*;
-        assert_eq!(
-            parse_line("I: Retrieving libc6 2.36-9+deb12u10"),
-            Line::Package(Retrieving, "libc6")
-        );
-        assert_eq!(
-            parse_line("I: Validating bsdutils 1:2.38.1-5+deb12u3"),
-            Line::Package(Validating, "bsdutils")
-        );
-        assert_eq!(
-            parse_line("I: Extracting libstdc++6..."),
-            Line::Package(Extracting, "libstdc++6")
-        );
-        assert_eq!(
-            parse_line("I: Unpacking libc6:amd64..."),
-            Line::Package(Unpacking, "libc6")
-        );
-        assert_eq!(
-            parse_line("I: Configuring libc-bin...\n"),
-            Line::Package(Configuring, "libc-bin")
-        );
+        assert_eq!(parse_line("I: Retrieving libc6 2.36-9+deb12u10"), Line::Package(Retrieving, "libc6"));
+        assert_eq!(parse_line("I: Validating bsdutils 1:2.38.1-5+deb12u3"), Line::Package(Validating, "bsdutils"));
+        assert_eq!(parse_line("I: Extracting libstdc++6..."), Line::Package(Extracting, "libstdc++6"));
+        assert_eq!(parse_line("I: Unpacking libc6:amd64..."), Line::Package(Unpacking, "libc6"));
+        assert_eq!(parse_line("I: Configuring libc-bin...\n"), Line::Package(Configuring, "libc-bin"));
     }
 
     #[test]
@@ -541,32 +470,13 @@ mod tests {
             "I: Base system installed successfully.",
             "I: Extracting",
         ] {
-            assert!(
-                matches!(parse_line(info), Line::Info(_)),
-                "{info}: {:?}",
-                parse_line(info)
-            );
+            assert!(matches!(parse_line(info), Line::Info(_)), "{info}: {:?}", parse_line(info));
         }
-        assert_eq!(
-            parse_line("W: Retrying failed download of x"),
-            Line::Warning("Retrying failed download of x")
-        );
-        assert_eq!(
-            parse_line("E: Couldn't find these debs: nope"),
-            Line::Error("Couldn't find these debs: nope")
-        );
-        assert_eq!(
-            parse_line("dpkg: warning: something"),
-            Line::Other("dpkg: warning: something")
-        );
-        assert!(
-            matches!(parse_line("I: Retrieving libc6"), Line::Info(_)),
-            "a package line without version"
-        );
-        assert!(
-            matches!(parse_line("I: Unpacking libc6 2.36"), Line::Info(_)),
-            "unpacking has no version"
-        );
+        assert_eq!(parse_line("W: Retrying failed download of x"), Line::Warning("Retrying failed download of x"));
+        assert_eq!(parse_line("E: Couldn't find these debs: nope"), Line::Error("Couldn't find these debs: nope"));
+        assert_eq!(parse_line("dpkg: warning: something"), Line::Other("dpkg: warning: something"));
+        assert!(matches!(parse_line("I: Retrieving libc6"), Line::Info(_)), "a package line without version");
+        assert!(matches!(parse_line("I: Unpacking libc6 2.36"), Line::Info(_)), "unpacking has no version");
     }
 
     #[derive(Default)]
@@ -633,12 +543,7 @@ mod tests {
             include: vec!["procps".into(), "iproute2".into(), "procps".into()],
             ..BuildOpts::default()
         };
-        let a = args(
-            &opts,
-            "http://archive.invalid/debian",
-            Path::new("/c/debs"),
-            Path::new("/t"),
-        );
+        let a = args(&opts, "http://archive.invalid/debian", Path::new("/c/debs"), Path::new("/t"));
         let want = [
             "--variant=minbase",
             "--include=iproute2,procps",
@@ -650,55 +555,20 @@ mod tests {
         assert_eq!(a, want.map(OsString::from));
 
         let name = cache_name(&opts, "http://archive.invalid/debian");
-        assert!(
-            name.starts_with("bookworm-minbase-") && name.ends_with(".tar"),
-            "{name}"
-        );
-        let reordered = BuildOpts {
-            include: vec!["iproute2".into(), "procps".into()],
-            ..opts.clone()
-        };
-        assert_eq!(
-            cache_name(&reordered, "http://archive.invalid/debian"),
-            name,
-            "include order does not matter"
-        );
+        assert!(name.starts_with("bookworm-minbase-") && name.ends_with(".tar"), "{name}");
+        let reordered = BuildOpts { include: vec!["iproute2".into(), "procps".into()], ..opts.clone() };
+        assert_eq!(cache_name(&reordered, "http://archive.invalid/debian"), name, "include order does not matter");
         assert_ne!(cache_name(&opts, "http://other.invalid/debian"), name);
-        assert_ne!(
-            cache_name(
-                &BuildOpts {
-                    variant: None,
-                    ..opts.clone()
-                },
-                "http://archive.invalid/debian"
-            ),
-            name
-        );
+        assert_ne!(cache_name(&BuildOpts { variant: None, ..opts.clone() }, "http://archive.invalid/debian"), name);
     }
 
     #[test]
     fn validates_options() {
         let bad = |o: BuildOpts| validate(&o).unwrap_err().to_string();
-        assert!(bad(BuildOpts {
-            suite: "--foo".into(),
-            ..Default::default()
-        })
-        .contains("\"--foo\""));
-        assert!(bad(BuildOpts {
-            variant: Some("-x".into()),
-            ..Default::default()
-        })
-        .contains("variant"));
-        assert!(bad(BuildOpts {
-            include: vec!["Bad Pkg".into()],
-            ..Default::default()
-        })
-        .contains("\"Bad Pkg\""));
-        validate(&BuildOpts {
-            include: vec!["libc6:amd64".into(), "g++".into()],
-            ..Default::default()
-        })
-        .unwrap();
+        assert!(bad(BuildOpts { suite: "--foo".into(), ..Default::default() }).contains("\"--foo\""));
+        assert!(bad(BuildOpts { variant: Some("-x".into()), ..Default::default() }).contains("variant"));
+        assert!(bad(BuildOpts { include: vec!["Bad Pkg".into()], ..Default::default() }).contains("\"Bad Pkg\""));
+        validate(&BuildOpts { include: vec!["libc6:amd64".into(), "g++".into()], ..Default::default() }).unwrap();
         assert!(check_mirror("cdrom:/x").is_err());
         check_mirror("file:///srv/mirror").unwrap();
     }
@@ -710,27 +580,15 @@ mod tests {
         std::fs::create_dir_all(d.join("etc")).unwrap();
         std::fs::create_dir_all(d.join("var/cache/apt/archives/partial")).unwrap();
         std::fs::write(d.join("var/cache/apt/archives/x_1_all.deb"), "deb").unwrap();
-        std::os::unix::fs::symlink(
-            "/run/systemd/resolve/stub-resolv.conf",
-            d.join("etc/resolv.conf"),
-        )
-        .unwrap();
+        std::os::unix::fs::symlink("/run/systemd/resolve/stub-resolv.conf", d.join("etc/resolv.conf")).unwrap();
         fix_for_containers(&d).unwrap();
         let md = |p: &str| std::fs::symlink_metadata(d.join(p)).unwrap();
         assert_eq!(md("tmp").permissions().mode() & 0o7777, 0o1777);
         assert_eq!(md("var/tmp").permissions().mode() & 0o7777, 0o1777);
         assert!(md("etc/resolv.conf").is_file());
-        assert_eq!(
-            std::fs::read_to_string(d.join("etc/hostname")).unwrap(),
-            "localhost\n"
-        );
-        assert_eq!(
-            md("usr/sbin/policy-rc.d").permissions().mode() & 0o777,
-            0o755
-        );
-        assert!(std::fs::read_to_string(d.join("usr/sbin/policy-rc.d"))
-            .unwrap()
-            .contains("exit 101"));
+        assert_eq!(std::fs::read_to_string(d.join("etc/hostname")).unwrap(), "localhost\n");
+        assert_eq!(md("usr/sbin/policy-rc.d").permissions().mode() & 0o777, 0o755);
+        assert!(std::fs::read_to_string(d.join("usr/sbin/policy-rc.d")).unwrap().contains("exit 101"));
         assert!(!d.join("var/cache/apt/archives/x_1_all.deb").exists());
         assert!(d.join("var/cache/apt/archives/partial").is_dir());
         std::fs::remove_dir_all(&d).unwrap();

@@ -11,11 +11,7 @@ pub enum Error {
     #[error("no such image: {0}")]
     NotFound(String),
     #[error("image {name:?}: {path}: {reason}")]
-    Corrupt {
-        name: String,
-        path: PathBuf,
-        reason: String,
-    },
+    Corrupt { name: String, path: PathBuf, reason: String },
     #[error("{path}: {reason}")]
     Archive { path: PathBuf, reason: String },
     #[error("debootstrap {status}: {detail}")]
@@ -23,10 +19,7 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
     #[error("{what}: {source}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
+    Io { what: String, source: std::io::Error },
     #[error("{what}: {source}")]
     Sys { what: String, source: nix::Error },
 }
@@ -40,18 +33,12 @@ pub trait Context<T> {
 
 impl<T> Context<T> for std::result::Result<T, std::io::Error> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Io {
-            what: what(),
-            source,
-        })
+        self.map_err(|source| Error::Io { what: what(), source })
     }
 }
 
 impl<T> Context<T> for std::result::Result<T, nix::Error> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Sys {
-            what: what(),
-            source,
-        })
+        self.map_err(|source| Error::Sys { what: what(), source })
     }
 }

@@ -28,12 +28,7 @@ pub struct ImageConfig {
 impl Default for ImageConfig {
     /// PATH set, `/bin/sh` (the one shell every rootfs has), `/`, root.
     fn default() -> Self {
-        ImageConfig {
-            env: vec![DEFAULT_PATH.into()],
-            cmd: vec!["/bin/sh".into()],
-            workdir: "/".into(),
-            user: "0:0".into(),
-        }
+        ImageConfig { env: vec![DEFAULT_PATH.into()], cmd: vec!["/bin/sh".into()], workdir: "/".into(), user: "0:0".into() }
     }
 }
 
@@ -81,41 +76,20 @@ impl Image {
     }
 
     pub fn info(&self) -> ImageInfo {
-        ImageInfo {
-            name: self.name.clone(),
-            size: self.size,
-            created: self.created,
-        }
+        ImageInfo { name: self.name.clone(), size: self.size, created: self.created }
     }
 
     /// Load `<dir>/image.json`; `name` is the name the store knows the directory by.
     pub(crate) fn load(name: &str, dir: &Path) -> Result<Image> {
         let path = dir.join(crate::store::MANIFEST);
-        let corrupt = |reason: String| Error::Corrupt {
-            name: name.into(),
-            path: path.clone(),
-            reason,
-        };
+        let corrupt = |reason: String| Error::Corrupt { name: name.into(), path: path.clone(), reason };
         let bytes = std::fs::read(&path).map_err(|e| corrupt(e.to_string()))?;
         let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
         let created = DateTime::parse_from_rfc3339(&m.created)
             .map_err(|e| corrupt(format!("created {:?}: {e}", m.created)))?
             .with_timezone(&Utc);
-        let layers = m
-            .layers
-            .iter()
-            .map(|l| layer_path(dir, l))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(corrupt)?;
-        Ok(Image {
-            name: name.into(),
-            dir: dir.into(),
-            created,
-            size: m.size,
-            config: m.config,
-            source: m.source,
-            layers,
-        })
+        let layers = m.layers.iter().map(|l| layer_path(dir, l)).collect::<std::result::Result<_, _>>().map_err(corrupt)?;
+        Ok(Image { name: name.into(), dir: dir.into(), created, size: m.size, config: m.config, source: m.source, layers })
     }
 }
 
@@ -123,13 +97,9 @@ impl Image {
 /// tampered file cannot point a container's lowerdir anywhere on the host.
 fn layer_path(dir: &Path, rel: &str) -> std::result::Result<PathBuf, String> {
     let p = Path::new(rel);
-    let plain = p
-        .components()
-        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    let plain = p.components().all(|c| matches!(c, std::path::Component::Normal(_)));
     if rel.is_empty() || !plain {
-        return Err(format!(
-            "layer {rel:?} is not a relative path inside the image"
-        ));
+        return Err(format!("layer {rel:?} is not a relative path inside the image"));
     }
     Ok(dir.join(p))
 }

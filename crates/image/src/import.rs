@@ -36,44 +36,21 @@ impl Store {
         self.import_with(tarball, name, &ImportOpts::default(), progress)
     }
 
-    pub fn import_with(
-        &self,
-        tarball: &Path,
-        name: &str,
-        opts: &ImportOpts,
-        progress: &mut dyn Progress,
-    ) -> Result<Image> {
+    pub fn import_with(&self, tarball: &Path, name: &str, opts: &ImportOpts, progress: &mut dyn Progress) -> Result<Image> {
         let res = self.import_inner(tarball, name, opts, progress);
         progress.finish();
         res
     }
 
-    fn import_inner(
-        &self,
-        tarball: &Path,
-        name: &str,
-        opts: &ImportOpts,
-        progress: &mut dyn Progress,
-    ) -> Result<Image> {
+    fn import_inner(&self, tarball: &Path, name: &str, opts: &ImportOpts, progress: &mut dyn Progress) -> Result<Image> {
         self.check_free(name, opts.replace)?;
         let t = open(tarball)?;
         let mut staging = self.stage(name)?;
         progress.stage("importing", Some(t.len), Unit::Bytes);
-        unpack(t.stream, &staging.layer(0), |path| {
-            progress.advance(t.read.get(), &path.to_string_lossy())
-        })
-        .map_err(|reason| Error::Archive {
-            path: tarball.into(),
-            reason,
-        })?;
+        unpack(t.stream, &staging.layer(0), |path| progress.advance(t.read.get(), &path.to_string_lossy()))
+            .map_err(|reason| Error::Archive { path: tarball.into(), reason })?;
         let source = format!("import of {}", tarball.display());
-        self.commit(
-            &mut staging,
-            name,
-            opts.config.clone(),
-            source,
-            opts.replace,
-        )
+        self.commit(&mut staging, name, opts.config.clone(), source, opts.replace)
     }
 }
 
@@ -99,28 +76,15 @@ pub(crate) struct Tarball {
 }
 
 pub(crate) fn open(tarball: &Path) -> Result<Tarball> {
-    let err = |reason: String| Error::Archive {
-        path: tarball.into(),
-        reason,
-    };
+    let err = |reason: String| Error::Archive { path: tarball.into(), reason };
     let f = File::open(tarball).map_err(|e| err(e.to_string()))?;
     let len = f.metadata().map_err(|e| err(e.to_string()))?.len();
     let read = Rc::new(Cell::new(0));
-    let mut r = BufReader::with_capacity(
-        1 << 16,
-        Counting {
-            inner: f,
-            read: read.clone(),
-        },
-    );
+    let mut r = BufReader::with_capacity(1 << 16, Counting { inner: f, read: read.clone() });
     let head = r.fill_buf().map_err(|e| err(e.to_string()))?;
     let stream: Box<dyn Read> = match compression(head) {
         Some("gzip") => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
-        Some(other) => {
-            return Err(err(format!(
-                "compressed with {other}: only plain and gzip tarballs are supported"
-            )))
-        }
+        Some(other) => return Err(err(format!("compressed with {other}: only plain and gzip tarballs are supported"))),
         None => Box::new(r),
     };
     Ok(Tarball { stream, len, read })
@@ -128,48 +92,30 @@ pub(crate) fn open(tarball: &Path) -> Result<Tarball> {
 
 /// The compression named by the magic bytes at the start of a file, if any.
 fn compression(head: &[u8]) -> Option<&'static str> {
-    const MAGIC: [(&[u8], &str); 4] = [
-        (b"\x1f\x8b", "gzip"),
-        (b"\xfd7zXZ\x00", "xz"),
-        (b"\x28\xb5\x2f\xfd", "zstd"),
-        (b"BZh", "bzip2"),
-    ];
-    MAGIC
-        .iter()
-        .find(|(m, _)| head.starts_with(m))
-        .map(|(_, n)| *n)
+    const MAGIC: [(&[u8], &str); 4] =
+        [(b"\x1f\x8b", "gzip"), (b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"BZh", "bzip2")];
+    MAGIC.iter().find(|(m, _)| head.starts_with(m)).map(|(_, n)| *n)
 }
 
 /// Extract a tar stream into `dst` (created if missing), calling `on_entry` after each entry.
 /// Returns the number of entries. Errors name the entry.
-pub(crate) fn unpack<R: Read>(
-    reader: R,
-    dst: &Path,
-    mut on_entry: impl FnMut(&Path),
-) -> std::result::Result<u64, String> {
+pub(crate) fn unpack<R: Read>(reader: R, dst: &Path, mut on_entry: impl FnMut(&Path)) -> std::result::Result<u64, String> {
     std::fs::create_dir_all(dst).map_err(|e| format!("create {}: {e}", dst.display()))?;
-    let dst = dst
-        .canonicalize()
-        .map_err(|e| format!("resolve {}: {e}", dst.display()))?;
+    let dst = dst.canonicalize().map_err(|e| format!("resolve {}: {e}", dst.display()))?;
     let mut ar = tar::Archive::new(reader);
     ar.set_preserve_permissions(true);
     ar.set_preserve_ownerships(true);
     ar.set_preserve_mtime(true);
     ar.set_unpack_xattrs(false);
     ar.set_overwrite(true);
-    let entries = ar
-        .entries()
-        .map_err(|e| format!("not a tar archive: {}", chain(&e)))?;
+    let entries = ar.entries().map_err(|e| format!("not a tar archive: {}", chain(&e)))?;
     // Directories last, deepest first: their modes must not stop the extraction of their
     // contents, and adding files would change their times.
     let mut dirs = Vec::new();
     let mut count = 0;
     for entry in entries {
         let mut e = entry.map_err(|e| format!("not a valid tar archive: {}", chain(&e)))?;
-        let raw = e
-            .path()
-            .map_err(|err| format!("entry {:?}: {err}", e.path_bytes()))?
-            .into_owned();
+        let raw = e.path().map_err(|err| format!("entry {:?}: {err}", e.path_bytes()))?.into_owned();
         let rel = entry_path(&raw).map_err(|why| format!("entry {}: {why}", raw.display()))?;
         let fail = |why: std::io::Error| format!("entry {}: {why}", raw.display());
         let kind = e.header().entry_type();
@@ -177,9 +123,7 @@ pub(crate) fn unpack<R: Read>(
             _ if rel.as_os_str().is_empty() => apply_root(&e, &dst).map_err(fail)?,
             EntryType::Directory => dirs.push(e),
             EntryType::Link => hard_link(&e, &dst, &rel).map_err(fail)?,
-            EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                special(&e, &dst, &rel).map_err(fail)?
-            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => special(&e, &dst, &rel).map_err(fail)?,
             _ => unpack_in(&mut e, &dst, &raw)?,
         }
         count += 1;
@@ -198,11 +142,7 @@ pub(crate) fn unpack<R: Read>(
 
 /// Regular files, directories and symlinks: the tar crate checks that the resolved parent is
 /// inside `dst`, and writes new files with O_EXCL, replacing (never following) what is there.
-fn unpack_in<R: Read>(
-    e: &mut tar::Entry<R>,
-    dst: &Path,
-    raw: &Path,
-) -> std::result::Result<(), String> {
+fn unpack_in<R: Read>(e: &mut tar::Entry<R>, dst: &Path, raw: &Path) -> std::result::Result<(), String> {
     match e.unpack_in(dst) {
         Ok(true) => Ok(()),
         Ok(false) => Err(format!("entry {}: outside the image", raw.display())),
@@ -240,9 +180,7 @@ pub(crate) fn entry_path(raw: &Path) -> std::result::Result<PathBuf, &'static st
         match c {
             Component::Normal(n) => rel.push(n),
             Component::RootDir | Component::CurDir => {}
-            Component::ParentDir | Component::Prefix(_) => {
-                return Err("path contains '..': it would escape the image")
-            }
+            Component::ParentDir | Component::Prefix(_) => return Err("path contains '..': it would escape the image"),
         }
     }
     Ok(rel)
@@ -251,9 +189,7 @@ pub(crate) fn entry_path(raw: &Path) -> std::result::Result<PathBuf, &'static st
 /// The archive's entry for "./" sets the mode and owner of the layer root.
 fn apply_root<R: Read>(e: &tar::Entry<R>, dst: &Path) -> std::io::Result<()> {
     if e.header().entry_type() != EntryType::Directory {
-        return Err(std::io::Error::other(
-            "the root of the archive is not a directory",
-        ));
+        return Err(std::io::Error::other("the root of the archive is not a directory"));
     }
     set_owner_mode(e, dst)
 }
@@ -261,9 +197,7 @@ fn apply_root<R: Read>(e: &tar::Entry<R>, dst: &Path) -> std::io::Result<()> {
 /// `lchown` then `chmod` (chown clears setuid bits, so the mode goes last).
 fn set_owner_mode<R: Read>(e: &tar::Entry<R>, path: &Path) -> std::io::Result<()> {
     let h = e.header();
-    let id = |v: u64| {
-        u32::try_from(v).map_err(|_| std::io::Error::other(format!("id {v} out of range")))
-    };
+    let id = |v: u64| u32::try_from(v).map_err(|_| std::io::Error::other(format!("id {v} out of range")));
     std::os::unix::fs::lchown(path, Some(id(h.uid()?)?), Some(id(h.gid()?)?))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(h.mode()? & 0o7777))
 }
@@ -282,11 +216,7 @@ fn parent_inside(dst: &Path, rel: &Path) -> std::io::Result<PathBuf> {
         if c.starts_with(dst) {
             Ok(c)
         } else {
-            Err(std::io::Error::other(format!(
-                "{} leads outside the image (to {})",
-                p.display(),
-                c.display()
-            )))
+            Err(std::io::Error::other(format!("{} leads outside the image (to {})", p.display(), c.display())))
         }
     };
     inside(existing)?;
@@ -296,8 +226,7 @@ fn parent_inside(dst: &Path, rel: &Path) -> std::io::Result<PathBuf> {
 
 /// The final component of an entry path (entry_path never yields one ending in "..").
 fn leaf(rel: &Path) -> std::io::Result<&std::ffi::OsStr> {
-    rel.file_name()
-        .ok_or_else(|| std::io::Error::other("no file name"))
+    rel.file_name().ok_or_else(|| std::io::Error::other("no file name"))
 }
 
 /// Replace whatever is at `path` (not a directory), as a later tar entry overrides an earlier.
@@ -312,16 +241,13 @@ fn clear(path: &Path) -> std::io::Result<()> {
 /// A hard link to an earlier entry; both ends resolved inside `dst` (the target's parent is
 /// resolved, not the target itself: link(2) does not follow a symlink target).
 fn hard_link<R: Read>(e: &tar::Entry<R>, dst: &Path, rel: &Path) -> std::io::Result<()> {
-    let target = e
-        .link_name()?
-        .ok_or_else(|| std::io::Error::other("hard link without a target"))?;
-    let target_rel = entry_path(&target)
-        .map_err(|why| std::io::Error::other(format!("link target {}: {why}", target.display())))?;
+    let target = e.link_name()?.ok_or_else(|| std::io::Error::other("hard link without a target"))?;
+    let target_rel =
+        entry_path(&target).map_err(|why| std::io::Error::other(format!("link target {}: {why}", target.display())))?;
     let from = parent_inside(dst, &target_rel)?.join(leaf(&target_rel)?);
     let to = parent_inside(dst, rel)?.join(leaf(rel)?);
     clear(&to)?;
-    std::fs::hard_link(&from, &to)
-        .map_err(|err| std::io::Error::other(format!("link to {}: {err}", target.display())))
+    std::fs::hard_link(&from, &to).map_err(|err| std::io::Error::other(format!("link to {}: {err}", target.display())))
 }
 
 /// Character and block devices and fifos (the tar crate would write them as plain files).
@@ -337,9 +263,7 @@ fn special<R: Read>(e: &tar::Entry<R>, dst: &Path, rel: &Path) -> std::io::Resul
     let path = parent.join(name);
     clear(&path)?;
     let dir = File::open(&parent)?;
-    let name = name
-        .to_str()
-        .ok_or_else(|| std::io::Error::other("device name is not UTF-8"))?;
+    let name = name.to_str().ok_or_else(|| std::io::Error::other("device name is not UTF-8"))?;
     conductor_sys::mount::mknod_at(&dir, name, kind, Mode::from_bits_truncate(0o600), dev)?;
     set_owner_mode(e, &path)
 }
@@ -365,10 +289,7 @@ mod tests {
     /// A tar of raw headers: (path, type, link target, data). Paths are written as given,
     /// bypassing the checks tar::Builder makes, to build hostile archives.
     fn tarball(entries: &[(&str, EntryType, &str, &[u8])]) -> Vec<u8> {
-        let (uid, gid) = (
-            nix::unistd::geteuid().as_raw(),
-            nix::unistd::getegid().as_raw(),
-        );
+        let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
         let mut b = tar::Builder::new(Vec::new());
         for (path, kind, link, data) in entries {
             let mut h = tar::Header::new_old();
@@ -377,11 +298,7 @@ mod tests {
             let ln = &mut h.as_old_mut().linkname;
             ln[..link.len()].copy_from_slice(link.as_bytes());
             h.set_entry_type(*kind);
-            h.set_mode(if *kind == EntryType::Directory {
-                0o755
-            } else {
-                0o644
-            });
+            h.set_mode(if *kind == EntryType::Directory { 0o755 } else { 0o644 });
             h.set_uid(uid.into());
             h.set_gid(gid.into());
             h.set_size(data.len() as u64);
@@ -391,10 +308,7 @@ mod tests {
         b.into_inner().unwrap()
     }
 
-    fn run(
-        entries: &[(&str, EntryType, &str, &[u8])],
-        dst: &Path,
-    ) -> std::result::Result<u64, String> {
+    fn run(entries: &[(&str, EntryType, &str, &[u8])], dst: &Path) -> std::result::Result<u64, String> {
         unpack(&tarball(entries)[..], dst, |_| {})
     }
 
@@ -420,14 +334,8 @@ mod tests {
     #[test]
     fn refuses_dotdot() {
         let d = tmp("dotdot");
-        let err = run(
-            &[
-                ("ok", EntryType::Regular, "", b"x"),
-                ("../evil", EntryType::Regular, "", b"x"),
-            ],
-            &d.join("root"),
-        )
-        .unwrap_err();
+        let err =
+            run(&[("ok", EntryType::Regular, "", b"x"), ("../evil", EntryType::Regular, "", b"x")], &d.join("root")).unwrap_err();
         assert!(err.contains("../evil") && err.contains("escape"), "{err}");
         assert!(!d.join("evil").exists());
         std::fs::remove_dir_all(&d).unwrap();
@@ -439,28 +347,12 @@ mod tests {
         let outside = d.join("outside");
         std::fs::create_dir(&outside).unwrap();
         let target = outside.to_str().unwrap();
-        for second in [
-            ("link/file", EntryType::Regular),
-            ("link/dev", EntryType::Fifo),
-            ("link/new/dir/f", EntryType::Regular),
-        ] {
+        for second in [("link/file", EntryType::Regular), ("link/dev", EntryType::Fifo), ("link/new/dir/f", EntryType::Regular)] {
             let root = d.join("root");
             let _ = std::fs::remove_dir_all(&root);
-            let err = run(
-                &[
-                    ("link", EntryType::Symlink, target, b""),
-                    (second.0, second.1, "", b"data"),
-                ],
-                &root,
-            )
-            .unwrap_err();
+            let err = run(&[("link", EntryType::Symlink, target, b""), (second.0, second.1, "", b"data")], &root).unwrap_err();
             assert!(err.contains(second.0), "{err}");
-            assert_eq!(
-                std::fs::read_dir(&outside).unwrap().count(),
-                0,
-                "{} wrote outside",
-                second.0
-            );
+            assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "{} wrote outside", second.0);
         }
         std::fs::remove_dir_all(&d).unwrap();
     }
@@ -472,14 +364,8 @@ mod tests {
         let err = run(&[("h", EntryType::Link, "../secret", b"")], &d.join("root")).unwrap_err();
         assert!(err.contains("escape"), "{err}");
         let target = d.to_str().unwrap().to_string();
-        let err = run(
-            &[
-                ("l", EntryType::Symlink, &target, b""),
-                ("h", EntryType::Link, "l/secret", b""),
-            ],
-            &d.join("root2"),
-        )
-        .unwrap_err();
+        let err = run(&[("l", EntryType::Symlink, &target, b""), ("h", EntryType::Link, "l/secret", b"")], &d.join("root2"))
+            .unwrap_err();
         assert!(err.contains("outside the image"), "{err}");
         assert_eq!(std::fs::metadata(d.join("secret")).unwrap().nlink(), 1);
         std::fs::remove_dir_all(&d).unwrap();
@@ -501,14 +387,8 @@ mod tests {
         .unwrap();
         assert_eq!(n, 4);
         assert_eq!(std::fs::read(root.join("abs/file")).unwrap(), b"hello");
-        assert_eq!(
-            std::fs::read_link(root.join("etc/passwd-link")).unwrap(),
-            Path::new("/etc/passwd")
-        );
-        assert_eq!(
-            std::fs::metadata(root.join("hard")).unwrap().ino(),
-            std::fs::metadata(root.join("abs/file")).unwrap().ino()
-        );
+        assert_eq!(std::fs::read_link(root.join("etc/passwd-link")).unwrap(), Path::new("/etc/passwd"));
+        assert_eq!(std::fs::metadata(root.join("hard")).unwrap().ino(), std::fs::metadata(root.join("abs/file")).unwrap().ino());
         std::fs::remove_dir_all(&d).unwrap();
     }
 
@@ -519,14 +399,7 @@ mod tests {
         std::fs::write(&victim, "keep").unwrap();
         let root = d.join("root");
         let target = victim.to_str().unwrap();
-        run(
-            &[
-                ("f", EntryType::Symlink, target, b""),
-                ("f", EntryType::Regular, "", b"new"),
-            ],
-            &root,
-        )
-        .unwrap();
+        run(&[("f", EntryType::Symlink, target, b""), ("f", EntryType::Regular, "", b"new")], &root).unwrap();
         assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
         assert_eq!(std::fs::read(root.join("f")).unwrap(), b"new");
         std::fs::remove_dir_all(&d).unwrap();
@@ -535,12 +408,7 @@ mod tests {
     #[test]
     fn rejects_garbage_and_empty_archives() {
         let d = tmp("garbage");
-        let err = unpack(
-            "not a tar archive\n".repeat(64).as_bytes(),
-            &d.join("a"),
-            |_| {},
-        )
-        .unwrap_err();
+        let err = unpack("not a tar archive\n".repeat(64).as_bytes(), &d.join("a"), |_| {}).unwrap_err();
         assert!(err.contains("tar"), "{err}");
         let err = unpack(&[0u8; 1024][..], &d.join("b"), |_| {}).unwrap_err();
         assert!(err.contains("empty"), "{err}");

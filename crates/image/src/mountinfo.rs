@@ -27,10 +27,7 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let oct = b
-            .get(i + 1..i + 4)
-            .and_then(|d| std::str::from_utf8(d).ok())
-            .and_then(|d| u8::from_str_radix(d, 8).ok());
+        let oct = b.get(i + 1..i + 4).and_then(|d| std::str::from_utf8(d).ok()).and_then(|d| u8::from_str_radix(d, 8).ok());
         match (b[i], oct) {
             (b'\\', Some(c)) => {
                 out.push(c);
@@ -56,13 +53,7 @@ mod tests {
                     31 30 0:6 / /srv/b\\040x/proc rw - proc proc rw\n\
                     32 22 0:7 / /srv/bb rw - tmpfs t rw\n";
         let got = under(info, Path::new("/srv/b x"));
-        assert_eq!(
-            got,
-            [PathBuf::from("/srv/b x/proc"), PathBuf::from("/srv/b x")]
-        );
-        assert!(
-            under(info, Path::new("/srv/b")).is_empty(),
-            "/srv/bb is not below /srv/b"
-        );
+        assert_eq!(got, [PathBuf::from("/srv/b x/proc"), PathBuf::from("/srv/b x")]);
+        assert!(under(info, Path::new("/srv/b")).is_empty(), "/srv/bb is not below /srv/b");
     }
 }

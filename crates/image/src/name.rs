@@ -12,10 +12,7 @@ pub const MAX_LEN: usize = 128;
 pub fn validate(name: &str) -> Result<()> {
     match problem(name) {
         None => Ok(()),
-        Some(reason) => Err(Error::InvalidName {
-            name: name.to_string(),
-            reason,
-        }),
+        Some(reason) => Err(Error::InvalidName { name: name.to_string(), reason }),
     }
 }
 
@@ -32,9 +29,7 @@ fn problem(name: &str) -> Option<String> {
     if !(first.is_ascii_lowercase() || first.is_ascii_digit()) {
         return Some("must start with a lower-case letter or a digit".into());
     }
-    let bad = name
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(*c)));
+    let bad = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(*c)));
     bad.map(|c| format!("{c:?} is not allowed (only a-z, 0-9, '_', '.', '-')"))
 }
 
@@ -48,24 +43,14 @@ mod tests {
 
     #[test]
     fn accepts_docker_like_names() {
-        for n in [
-            "a",
-            "0",
-            "debian",
-            "my_image.v2-final",
-            "9lives",
-            &"x".repeat(MAX_LEN),
-        ] {
+        for n in ["a", "0", "debian", "my_image.v2-final", "9lives", &"x".repeat(MAX_LEN)] {
             validate(n).unwrap_or_else(|e| panic!("{n}: {e}"));
         }
     }
 
     #[test]
     fn rejects_with_a_reason_naming_the_input() {
-        assert_eq!(
-            validate("").unwrap_err().to_string(),
-            "invalid image name \"\": is empty"
-        );
+        assert_eq!(validate("").unwrap_err().to_string(), "invalid image name \"\": is empty");
         assert!(reason("Debian").contains("\"Debian\""));
         assert!(reason("Debian").contains("lower-case"));
         assert!(reason("debIan").contains("'I' is not allowed"));

@@ -21,15 +21,8 @@ pub fn mount_rootfs(image: &Image, upper: &Path, work: &Path, target: &Path) -> 
         std::fs::create_dir_all(d).ctx(|| format!("create {}", d.display()))?;
     }
     let data = options(image.layers(), upper, work)?;
-    conductor_sys::mount::mount(
-        Some("overlay"),
-        target,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(&data),
-        target,
-    )
-    .map_err(|e| mount_error(image, target, e))
+    conductor_sys::mount::mount(Some("overlay"), target, Some("overlay"), MsFlags::empty(), Some(&data), target)
+        .map_err(|e| mount_error(image, target, e))
 }
 
 /// Unmount a rootfs mounted by [`mount_rootfs`]. A busy mount (a process still has a file
@@ -37,8 +30,9 @@ pub fn mount_rootfs(image: &Image, upper: &Path, work: &Path, target: &Path) -> 
 pub fn unmount_rootfs(target: &Path) -> Result<()> {
     match conductor_sys::mount::umount(target, MntFlags::empty()) {
         Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => Ok(()),
-        Err(Errno::EBUSY) => conductor_sys::mount::umount(target, MntFlags::MNT_DETACH)
-            .ctx(|| format!("unmount {}", target.display())),
+        Err(Errno::EBUSY) => {
+            conductor_sys::mount::umount(target, MntFlags::MNT_DETACH).ctx(|| format!("unmount {}", target.display()))
+        }
         Err(e) => Err(e).ctx(|| format!("unmount {}", target.display())),
     }
 }
@@ -47,25 +41,15 @@ pub fn unmount_rootfs(target: &Path) -> Result<()> {
 /// bottom-most first, as an image lists them.
 pub fn options(layers: &[PathBuf], upper: &Path, work: &Path) -> Result<String> {
     if layers.is_empty() {
-        return Err(Error::Invalid(
-            "an image without layers cannot be mounted".into(),
-        ));
+        return Err(Error::Invalid("an image without layers cannot be mounted".into()));
     }
     let mut lower = Vec::new();
     for l in layers.iter().rev() {
         lower.push(plain(l)?);
     }
-    let data = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lower.join(":"),
-        plain(upper)?,
-        plain(work)?
-    );
+    let data = format!("lowerdir={},upperdir={},workdir={}", lower.join(":"), plain(upper)?, plain(work)?);
     if data.len() > MAX_OPTIONS {
-        return Err(Error::Invalid(format!(
-            "overlay options for {} layers exceed one page",
-            layers.len()
-        )));
+        return Err(Error::Invalid(format!("overlay options for {} layers exceed one page", layers.len())));
     }
     Ok(data)
 }
@@ -73,29 +57,17 @@ pub fn options(layers: &[PathBuf], upper: &Path, work: &Path) -> Result<String> 
 /// A path as it can appear in overlay options: absolute, UTF-8, without the separators ',' and
 /// ':' or the escape '\'.
 fn plain(p: &Path) -> Result<&str> {
-    let s = p
-        .to_str()
-        .filter(|s| s.starts_with('/') && !s.contains([',', ':', '\\']));
-    s.ok_or_else(|| {
-        Error::Invalid(format!(
-            "{}: overlay paths must be absolute, without ',', ':' or '\\'",
-            p.display()
-        ))
-    })
+    let s = p.to_str().filter(|s| s.starts_with('/') && !s.contains([',', ':', '\\']));
+    s.ok_or_else(|| Error::Invalid(format!("{}: overlay paths must be absolute, without ',', ':' or '\\'", p.display())))
 }
 
 fn mount_error(image: &Image, target: &Path, e: Errno) -> Error {
     let hint = match e {
-        Errno::EINVAL => {
-            " (upper and work dirs must be on one filesystem that supports overlay upper dirs)"
-        }
+        Errno::EINVAL => " (upper and work dirs must be on one filesystem that supports overlay upper dirs)",
         Errno::ENODEV => " (overlayfs is not available: modprobe overlay)",
         _ => "",
     };
-    Error::Sys {
-        what: format!("mount image {:?} at {}{hint}", image.name, target.display()),
-        source: e,
-    }
+    Error::Sys { what: format!("mount image {:?} at {}{hint}", image.name, target.display()), source: e }
 }
 
 #[cfg(test)]
@@ -104,38 +76,22 @@ mod tests {
 
     #[test]
     fn lowerdirs_top_most_first() {
-        let layers = [
-            PathBuf::from("/s/img/layers/0"),
-            PathBuf::from("/s/img/layers/1"),
-        ];
+        let layers = [PathBuf::from("/s/img/layers/0"), PathBuf::from("/s/img/layers/1")];
         let o = options(&layers, Path::new("/c/upper"), Path::new("/c/work")).unwrap();
-        assert_eq!(
-            o,
-            "lowerdir=/s/img/layers/1:/s/img/layers/0,upperdir=/c/upper,workdir=/c/work"
-        );
+        assert_eq!(o, "lowerdir=/s/img/layers/1:/s/img/layers/0,upperdir=/c/upper,workdir=/c/work");
         let one = options(&layers[..1], Path::new("/c/upper"), Path::new("/c/work")).unwrap();
-        assert_eq!(
-            one,
-            "lowerdir=/s/img/layers/0,upperdir=/c/upper,workdir=/c/work"
-        );
+        assert_eq!(one, "lowerdir=/s/img/layers/0,upperdir=/c/upper,workdir=/c/work");
     }
 
     #[test]
     fn refuses_paths_that_break_the_options() {
         let up = Path::new("/c/upper");
         for bad in ["/a,b", "/a:b", "relative", "/a\\b"] {
-            let err = options(&[PathBuf::from(bad)], up, up)
-                .unwrap_err()
-                .to_string();
+            let err = options(&[PathBuf::from(bad)], up, up).unwrap_err().to_string();
             assert!(err.starts_with(bad), "{err}");
         }
         assert!(options(&[], up, up).is_err());
-        let many: Vec<PathBuf> = (0..200)
-            .map(|i| PathBuf::from(format!("/var/lib/conductor/images/x/layers/{i}")))
-            .collect();
-        assert!(options(&many, up, up)
-            .unwrap_err()
-            .to_string()
-            .contains("one page"));
+        let many: Vec<PathBuf> = (0..200).map(|i| PathBuf::from(format!("/var/lib/conductor/images/x/layers/{i}"))).collect();
+        assert!(options(&many, up, up).unwrap_err().to_string().contains("one page"));
     }
 }

@@ -17,8 +17,7 @@ pub fn pack<W: Write>(root: &Path, out: W) -> std::io::Result<W> {
     let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel_dir) = stack.pop() {
-        let mut entries: Vec<_> =
-            std::fs::read_dir(root.join(&rel_dir))?.collect::<std::io::Result<_>>()?;
+        let mut entries: Vec<_> = std::fs::read_dir(root.join(&rel_dir))?.collect::<std::io::Result<_>>()?;
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let rel = rel_dir.join(e.file_name());
@@ -86,18 +85,10 @@ mod tests {
         let src = d.join("src");
         std::fs::create_dir_all(src.join("a/b")).unwrap();
         std::fs::write(src.join("a/b/file"), "content").unwrap();
-        std::fs::set_permissions(
-            src.join("a/b/file"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o4711),
-        )
-        .unwrap();
+        std::fs::set_permissions(src.join("a/b/file"), std::os::unix::fs::PermissionsExt::from_mode(0o4711)).unwrap();
         std::fs::hard_link(src.join("a/b/file"), src.join("hard")).unwrap();
         std::os::unix::fs::symlink("/a/b/file", src.join("abs-link")).unwrap();
-        std::fs::set_permissions(
-            src.join("a"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o1777),
-        )
-        .unwrap();
+        std::fs::set_permissions(src.join("a"), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
         let long = "x".repeat(150);
         std::fs::write(src.join(&long), "").unwrap();
 
@@ -110,10 +101,7 @@ mod tests {
         assert_eq!(md("a/b/file").mode() & 0o7777, 0o4711);
         assert_eq!(md("a").mode() & 0o7777, 0o1777);
         assert_eq!(md("hard").ino(), md("a/b/file").ino());
-        assert_eq!(
-            std::fs::read_link(dst.join("abs-link")).unwrap(),
-            Path::new("/a/b/file")
-        );
+        assert_eq!(std::fs::read_link(dst.join("abs-link")).unwrap(), Path::new("/a/b/file"));
         assert!(dst.join(&long).is_file());
         std::fs::remove_dir_all(&d).unwrap();
     }

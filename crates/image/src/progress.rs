@@ -94,26 +94,12 @@ impl Bar {
     fn new_bar(&self) -> Option<ProgressBar> {
         let (name, total, unit) = self.stage.as_ref()?;
         let (bar, template) = match (total, unit) {
-            (Some(t), Unit::Items) => (
-                ProgressBar::new(*t),
-                "{prefix:>12.bold} [{bar:30}] {pos}/{len} {wide_msg}",
-            ),
-            (Some(t), Unit::Bytes) => (
-                ProgressBar::new(*t),
-                "{prefix:>12.bold} [{bar:30}] {bytes}/{total_bytes} {wide_msg}",
-            ),
-            (None, Unit::Items) => (
-                ProgressBar::new_spinner(),
-                "{prefix:>12.bold} {spinner} {pos} {wide_msg}",
-            ),
-            (None, Unit::Bytes) => (
-                ProgressBar::new_spinner(),
-                "{prefix:>12.bold} {spinner} {bytes} {wide_msg}",
-            ),
+            (Some(t), Unit::Items) => (ProgressBar::new(*t), "{prefix:>12.bold} [{bar:30}] {pos}/{len} {wide_msg}"),
+            (Some(t), Unit::Bytes) => (ProgressBar::new(*t), "{prefix:>12.bold} [{bar:30}] {bytes}/{total_bytes} {wide_msg}"),
+            (None, Unit::Items) => (ProgressBar::new_spinner(), "{prefix:>12.bold} {spinner} {pos} {wide_msg}"),
+            (None, Unit::Bytes) => (ProgressBar::new_spinner(), "{prefix:>12.bold} {spinner} {bytes} {wide_msg}"),
         };
-        let style = ProgressStyle::with_template(template)
-            .expect("valid template")
-            .progress_chars("=> ");
+        let style = ProgressStyle::with_template(template).expect("valid template").progress_chars("=> ");
         bar.set_style(style);
         bar.set_prefix(name.clone());
         bar.set_position(self.done);
@@ -149,13 +135,7 @@ const UNKNOWN_EVERY_BYTES: u64 = 64 << 20;
 
 impl<W: Write> Lines<W> {
     pub fn new(out: W) -> Self {
-        Lines {
-            out,
-            stage: String::new(),
-            total: None,
-            unit: Unit::Items,
-            shown: 0,
-        }
+        Lines { out, stage: String::new(), total: None, unit: Unit::Items, shown: 0 }
     }
 
     pub fn into_inner(self) -> W {

@@ -37,9 +37,7 @@ impl Store {
         let dir = root.join("images");
         std::fs::create_dir_all(&dir).ctx(|| format!("create image store {}", dir.display()))?;
         // Layer paths end up in overlay mount options: make them absolute and symlink-free.
-        let dir = dir
-            .canonicalize()
-            .ctx(|| format!("resolve image store {}", dir.display()))?;
+        let dir = dir.canonicalize().ctx(|| format!("resolve image store {}", dir.display()))?;
         let store = Store { dir };
         store.reconcile();
         Ok(store)
@@ -53,8 +51,7 @@ impl Store {
     /// All images, by name. An image whose image.json cannot be read is left out (with a
     /// warning) so that one bad image does not hide the others; `remove` still works on it.
     pub fn list(&self) -> Result<Vec<ImageInfo>> {
-        let rd = std::fs::read_dir(&self.dir)
-            .ctx(|| format!("read image store {}", self.dir.display()))?;
+        let rd = std::fs::read_dir(&self.dir).ctx(|| format!("read image store {}", self.dir.display()))?;
         let mut out = Vec::new();
         for entry in rd {
             let entry = entry.ctx(|| format!("read image store {}", self.dir.display()))?;
@@ -97,10 +94,7 @@ impl Store {
         }
         let mounts = mountinfo::mounts_under(&dir).ctx(|| "read /proc/self/mountinfo".into())?;
         if let Some(m) = mounts.first() {
-            return Err(Error::Invalid(format!(
-                "image {name:?}: {} is mounted inside it",
-                m.display()
-            )));
+            return Err(Error::Invalid(format!("image {name:?}: {} is mounted inside it", m.display())));
         }
         self.retire(name, &dir)
     }
@@ -110,25 +104,17 @@ impl Store {
     pub fn create_from_dir(&self, name: &str, dir: &Path, config: ImageConfig) -> Result<Image> {
         self.check_free(name, false)?;
         if !dir.is_dir() {
-            return Err(Error::Invalid(format!(
-                "{}: not a directory",
-                dir.display()
-            )));
+            return Err(Error::Invalid(format!("{}: not a directory", dir.display())));
         }
         let mut staging = self.stage(name)?;
         let layer = staging.layer(0);
-        std::fs::rename(dir, &layer).map_err(|e| {
-            match Errno::from_raw(e.raw_os_error().unwrap_or(0)) {
-                Errno::EXDEV => Error::Invalid(format!(
-                    "{}: not on the image store's filesystem ({}); build it there",
-                    dir.display(),
-                    self.dir.display()
-                )),
-                _ => Error::Io {
-                    what: format!("move {} into the image store", dir.display()),
-                    source: e,
-                },
-            }
+        std::fs::rename(dir, &layer).map_err(|e| match Errno::from_raw(e.raw_os_error().unwrap_or(0)) {
+            Errno::EXDEV => Error::Invalid(format!(
+                "{}: not on the image store's filesystem ({}); build it there",
+                dir.display(),
+                self.dir.display()
+            )),
+            _ => Error::Io { what: format!("move {} into the image store", dir.display()), source: e },
         })?;
         let source = format!("directory {}", dir.display());
         let res = self.commit(&mut staging, name, config, source, false);
@@ -166,11 +152,7 @@ impl Store {
                     return Err(e);
                 }
             };
-            let staging = Staging {
-                dir,
-                _lock: lock,
-                committed: false,
-            };
+            let staging = Staging { dir, _lock: lock, committed: false };
             let layers = staging.dir.join("layers");
             std::fs::create_dir(&layers).ctx(|| format!("create {}", layers.display()))?;
             return Ok(staging);
@@ -194,33 +176,21 @@ impl Store {
             size += du::apparent_size(&p).ctx(|| format!("measure {}", p.display()))?;
         }
         let created = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
-        let m = Manifest {
-            name: name.into(),
-            created,
-            size,
-            layers,
-            config,
-            source,
-        };
+        let m = Manifest { name: name.into(), created, size, layers, config, source };
         let json = serde_json::to_vec_pretty(&m).expect("manifest serializes");
         atomic::write(&staging.dir.join(MANIFEST), &json)?;
 
         let dst = self.image_dir(name);
         if let Err(e) = std::fs::rename(&staging.dir, &dst) {
-            let taken = matches!(
-                Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-                Errno::ENOTEMPTY | Errno::EEXIST
-            );
+            let taken = matches!(Errno::from_raw(e.raw_os_error().unwrap_or(0)), Errno::ENOTEMPTY | Errno::EEXIST);
             if !taken {
-                return Err(e)
-                    .ctx(|| format!("rename {} to {}", staging.dir.display(), dst.display()));
+                return Err(e).ctx(|| format!("rename {} to {}", staging.dir.display(), dst.display()));
             }
             if !replace {
                 return Err(Error::Exists(name.into()));
             }
             let old = self.trash(name, &dst)?;
-            std::fs::rename(&staging.dir, &dst)
-                .ctx(|| format!("rename {} to {}", staging.dir.display(), dst.display()))?;
+            std::fs::rename(&staging.dir, &dst).ctx(|| format!("rename {} to {}", staging.dir.display(), dst.display()))?;
             staging.committed = true;
             remove_tree(&old.0);
         }
@@ -242,10 +212,7 @@ impl Store {
         let trash = self.scratch_path(TRASH, name);
         std::fs::rename(dir, &trash).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::NotFound(name.into()),
-            _ => Error::Io {
-                what: format!("rename {} to {}", dir.display(), trash.display()),
-                source: e,
-            },
+            _ => Error::Io { what: format!("rename {} to {}", dir.display(), trash.display()), source: e },
         })?;
         atomic::sync_dir(&self.dir).ctx(|| format!("sync {}", self.dir.display()))?;
         Ok((trash, lock))
@@ -253,8 +220,7 @@ impl Store {
 
     fn scratch_path(&self, prefix: &str, name: &str) -> PathBuf {
         let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        self.dir
-            .join(format!("{prefix}{name}-{}-{n}", std::process::id()))
+        self.dir.join(format!("{prefix}{name}-{}-{n}", std::process::id()))
     }
 
     /// Delete the `.tmp-*` and `.trash-*` directories that no live process holds.
@@ -305,9 +271,7 @@ impl Drop for Staging {
 
 fn lock(dir: &Path) -> Result<Flock<File>> {
     let f = File::open(dir).ctx(|| format!("open {}", dir.display()))?;
-    Flock::lock(f, FlockArg::LockExclusive)
-        .map_err(|(_, e)| e)
-        .ctx(|| format!("lock {}", dir.display()))
+    Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| e).ctx(|| format!("lock {}", dir.display()))
 }
 
 fn try_lock(dir: &Path) -> Result<Option<Flock<File>>> {

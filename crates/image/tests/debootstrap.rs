@@ -34,20 +34,14 @@ impl Progress for Recorder {
 }
 
 fn recorder() -> Recorder {
-    Recorder {
-        lines: conductor_image::progress::Lines::new(std::io::stderr()),
-        stages: Vec::new(),
-    }
+    Recorder { lines: conductor_image::progress::Lines::new(std::io::stderr()), stages: Vec::new() }
 }
 
 fn check_image(img: &Image) {
     let l = &img.layers()[0];
     let md = |p: &str| std::fs::symlink_metadata(l.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
     assert!(md("usr/bin/bash").is_file());
-    assert!(
-        md("usr/bin/ps").is_file(),
-        "the included package (procps) is there"
-    );
+    assert!(md("usr/bin/ps").is_file(), "the included package (procps) is there");
     assert!(md("usr/bin/apt-get").is_file());
     assert_eq!(md("tmp").permissions().mode() & 0o7777, 0o1777);
     assert_eq!(md("var/tmp").permissions().mode() & 0o7777, 0o1777);
@@ -55,22 +49,12 @@ fn check_image(img: &Image) {
     assert!(md("etc/hostname").is_file());
     let policy = md("usr/sbin/policy-rc.d");
     assert_eq!(policy.permissions().mode() & 0o777, 0o755);
-    assert!(std::fs::read_to_string(l.join("usr/sbin/policy-rc.d"))
-        .unwrap()
-        .contains("exit 101"));
+    assert!(std::fs::read_to_string(l.join("usr/sbin/policy-rc.d")).unwrap().contains("exit 101"));
     let debs = std::fs::read_dir(l.join("var/cache/apt/archives")).unwrap();
-    assert!(
-        !debs
-            .flatten()
-            .any(|e| e.path().extension().is_some_and(|x| x == "deb")),
-        "no .debs left in the image"
-    );
+    assert!(!debs.flatten().any(|e| e.path().extension().is_some_and(|x| x == "deb")), "no .debs left in the image");
     let sources = std::fs::read_to_string(l.join("etc/apt/sources.list")).unwrap();
     let mirror = conductor_image::apt_sources::default_mirror("bookworm").unwrap();
-    assert!(
-        sources.contains(&mirror),
-        "apt in the image uses the host's mirror: {sources}"
-    );
+    assert!(sources.contains(&mirror), "apt in the image uses the host's mirror: {sources}");
     assert_eq!(img.config.cmd, ["/bin/bash"]);
     assert_eq!(img.config.env, [conductor_image::DEFAULT_PATH]);
     assert!(img.size > 100_000_000, "size {}", img.size);
@@ -79,42 +63,22 @@ fn check_image(img: &Image) {
 }
 
 #[test]
-#[cfg_attr(
-    not(conductor_debootstrap_test),
-    ignore = "network and minutes: set CONDUCTOR_DEBOOTSTRAP_TEST=1"
-)]
+#[cfg_attr(not(conductor_debootstrap_test), ignore = "network and minutes: set CONDUCTOR_DEBOOTSTRAP_TEST=1")]
 fn debootstrap_minbase_then_from_cache() {
     if !root("debootstrap_minbase_then_from_cache") {
         return;
     }
     let t = Tmp::new("debootstrap");
     let store = Store::open(&t.path().join("root")).unwrap();
-    let opts = BuildOpts {
-        variant: Some("minbase".into()),
-        include: vec!["procps".into()],
-        ..BuildOpts::default()
-    };
+    let opts = BuildOpts { variant: Some("minbase".into()), include: vec!["procps".into()], ..BuildOpts::default() };
 
     // A fresh debootstrap (downloads only what the .deb cache lacks), which renews the rootfs cache.
     let mut p = recorder();
     let start = Instant::now();
-    let first = store
-        .build_debootstrap(
-            "deb-first",
-            &BuildOpts {
-                refresh: true,
-                ..opts.clone()
-            },
-            &mut p,
-        )
-        .unwrap();
+    let first = store.build_debootstrap("deb-first", &BuildOpts { refresh: true, ..opts.clone() }, &mut p).unwrap();
     let first_time = start.elapsed();
     for s in ["downloading", "extracting", "unpacking", "configuring"] {
-        assert!(
-            p.stages.iter().any(|x| x == s),
-            "stage {s} missing from {:?}",
-            p.stages
-        );
+        assert!(p.stages.iter().any(|x| x == s), "stage {s} missing from {:?}", p.stages);
     }
     check_image(&first);
     assert!(!first.source.contains("cached"), "{}", first.source);
@@ -125,27 +89,17 @@ fn debootstrap_minbase_then_from_cache() {
         conductor_sys::ns::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
         let mut p = recorder();
         let start = Instant::now();
-        let img = store2
-            .build_debootstrap("deb-second", &opts, &mut p)
-            .unwrap();
+        let img = store2.build_debootstrap("deb-second", &opts, &mut p).unwrap();
         (img, start.elapsed(), p.stages)
     });
     let (second, second_time, stages) = second.join().unwrap();
     assert_eq!(stages, ["unpacking"]);
     check_image(&second);
     assert!(second.source.contains("cached"), "{}", second.source);
-    assert_eq!(
-        second.size, first.size,
-        "the cached rootfs is the same tree"
-    );
+    assert_eq!(second.size, first.size, "the cached rootfs is the same tree");
 
-    eprintln!(
-        "debootstrap build: {first_time:.1?}; from the cache without network: {second_time:.1?}"
-    );
-    assert!(
-        second_time * 3 < first_time,
-        "cached build {second_time:?} is not several times faster than {first_time:?}"
-    );
+    eprintln!("debootstrap build: {first_time:.1?}; from the cache without network: {second_time:.1?}");
+    assert!(second_time * 3 < first_time, "cached build {second_time:?} is not several times faster than {first_time:?}");
 
     store.remove("deb-first").unwrap();
     store.remove("deb-second").unwrap();

@@ -12,7 +12,11 @@ use conductor_runtime::oci_spec::runtime::Process;
 use conductor_runtime::{CreateOpts, ExecOpts};
 
 #[derive(Parser)]
-#[command(name = "conductor-runtime", about = "An OCI container runtime (runc-compatible command line)", disable_version_flag = true)]
+#[command(
+    name = "conductor-runtime",
+    about = "An OCI container runtime (runc-compatible command line)",
+    disable_version_flag = true
+)]
 struct Cli {
     /// Root directory for container state.
     #[arg(long, global = true, default_value = "/run/conductor-runtime")]
@@ -337,8 +341,13 @@ fn run(cli: Cli) -> Result<i32> {
             if path.exists() {
                 bail!("{} already exists; remove it first", path.display());
             }
-            let v = conductor_runtime::features::default_spec(rootless, nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw());
-            std::fs::write(&path, serde_json::to_string_pretty(&v)? + "\n").with_context(|| format!("write {}", path.display()))?;
+            let v = conductor_runtime::features::default_spec(
+                rootless,
+                nix::unistd::getuid().as_raw(),
+                nix::unistd::getgid().as_raw(),
+            );
+            std::fs::write(&path, serde_json::to_string_pretty(&v)? + "\n")
+                .with_context(|| format!("write {}", path.display()))?;
         }
     }
     Ok(0)
@@ -362,7 +371,8 @@ fn create_opts(root: &Path, c: CreateArgs, systemd_cgroup: bool) -> CreateOpts {
 /// Foreground or detached `run`. In the foreground with a terminal and no console socket, the
 /// runtime holds the pty master itself and proxies it to its own stdio.
 fn run_container(root: &Path, c: CreateArgs, detach: bool, keep: bool, systemd: bool) -> Result<i32> {
-    let terminal = conductor_runtime::config::load(&c.bundle)?.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    let terminal =
+        conductor_runtime::config::load(&c.bundle)?.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
     let mut opts = create_opts(root, c, systemd);
     let id = opts.id.clone();
     let mut master_rx = None;
@@ -403,7 +413,14 @@ fn list(root: &Path, format: ListFormat, quiet: bool) -> Result<()> {
         println!("{:<20} {:<8} {:<10} {:<40} {:<32} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
         for s in all {
             let owner = if s.owner.is_empty() { "root" } else { &s.owner };
-            println!("{:<20} {:<8} {:<10} {:<40} {:<32} {owner}", s.id, s.pid, s.status.to_string(), s.bundle.display(), s.created);
+            println!(
+                "{:<20} {:<8} {:<10} {:<40} {:<32} {owner}",
+                s.id,
+                s.pid,
+                s.status.to_string(),
+                s.bundle.display(),
+                s.created
+            );
         }
     }
     Ok(())
@@ -483,13 +500,8 @@ fn exec_process(root: &Path, e: &ExecArgs) -> Result<Process> {
             Ok::<_, anyhow::Error>((num(uid)?, gid.map(num).transpose()?))
         })
         .transpose()?;
-    let overrides = conductor_runtime::exec::Overrides {
-        args: e.command.clone(),
-        tty: e.tty,
-        cwd: e.cwd.clone(),
-        env: e.env.clone(),
-        user,
-    };
+    let overrides =
+        conductor_runtime::exec::Overrides { args: e.command.clone(), tty: e.tty, cwd: e.cwd.clone(), env: e.env.clone(), user };
     let mut p = conductor_runtime::exec::process_for(root, &e.id, &overrides)?;
     if !e.additional_gids.is_empty() {
         p.user_mut().set_additional_gids(Some(e.additional_gids.clone()));
@@ -695,7 +707,8 @@ mod tests {
 
     #[test]
     fn runc_global_flags_as_go_runc_passes_them() {
-        let args = ["conductor-runtime", "--root", "/r", "--log", "/l", "--log-format", "json", "--rootless=false", "delete", "x"];
+        let args =
+            ["conductor-runtime", "--root", "/r", "--log", "/l", "--log-format", "json", "--rootless=false", "delete", "x"];
         let cli = Cli::try_parse_from(args).unwrap();
         assert!(matches!(cli.cmd, Some(Cmd::Delete { ref id, force: false }) if id == "x"));
         let cli = Cli::try_parse_from(["conductor-runtime", "spec", "--rootless"]).unwrap();

@@ -183,7 +183,8 @@ pub fn create(o: CreateOpts) -> Result<Pid> {
     // A dead init is reported by the loop below.
     let _ = parent.send(&Msg::CgroupJoined);
     if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
-        conductor_sys::procfs::write(&format!("/proc/{pid}/oom_score_adj"), &adj.to_string()).ctx(|| "process.oomScoreAdj".into())?;
+        conductor_sys::procfs::write(&format!("/proc/{pid}/oom_score_adj"), &adj.to_string())
+            .ctx(|| "process.oomScoreAdj".into())?;
     }
     loop {
         match parent.recv().ctx(|| "wait for init".into())? {
@@ -269,7 +270,18 @@ fn device_rules(spec: &Spec) -> LinuxResources {
     let mut rules = r.devices().clone().unwrap_or_default();
     rules.push(rule("c", None, None, "m"));
     rules.push(rule("b", None, None, "m"));
-    for (major, minor) in [(1, Some(3)), (1, Some(5)), (1, Some(7)), (1, Some(8)), (1, Some(9)), (5, Some(0)), (5, Some(1)), (5, Some(2)), (136, None), (10, Some(200))] {
+    for (major, minor) in [
+        (1, Some(3)),
+        (1, Some(5)),
+        (1, Some(7)),
+        (1, Some(8)),
+        (1, Some(9)),
+        (5, Some(0)),
+        (5, Some(1)),
+        (5, Some(2)),
+        (136, None),
+        (10, Some(200)),
+    ] {
         rules.push(rule("c", Some(major), minor, "rwm"));
     }
     for d in linux.and_then(|l| l.devices().as_ref()).into_iter().flatten() {
@@ -294,4 +306,3 @@ fn write_id_maps(pid: Pid, uids: Option<&Vec<LinuxIdMapping>>, gids: Option<&Vec
     }
     Ok(())
 }
-

@@ -58,7 +58,10 @@ pub fn exec(o: ExecOpts) -> Result<Pid> {
         Forked::Child => {
             let res = conductor_sys::ns::join(&pidfd, flags, "init's namespaces (pidfd)")
                 .map_err(|e| format!("setns: {e}"))
-                .and_then(|()| clone3(&CloneArgs { flags: CloneFlags::CLONE_PARENT, ..Default::default() }).map_err(|e| format!("clone3: {e}")));
+                .and_then(|()| {
+                    clone3(&CloneArgs { flags: CloneFlags::CLONE_PARENT, ..Default::default() })
+                        .map_err(|e| format!("clone3: {e}"))
+                });
             match res {
                 Ok(Forked::Child) => {
                     let err = run_child(&child, &o.process, seccomp.as_ref(), console, o.preserve_fds, userns).unwrap_err();
@@ -95,7 +98,8 @@ pub fn exec(o: ExecOpts) -> Result<Pid> {
     let res = (|| {
         c.st.cgroup.add_pid(pid.as_raw())?;
         if let Some(adj) = o.process.oom_score_adj() {
-            conductor_sys::procfs::write(&format!("/proc/{pid}/oom_score_adj"), &adj.to_string()).ctx(|| "process.oomScoreAdj".into())?;
+            conductor_sys::procfs::write(&format!("/proc/{pid}/oom_score_adj"), &adj.to_string())
+                .ctx(|| "process.oomScoreAdj".into())?;
         }
         parent.send(&Msg::Go(String::new())).ctx(|| "start exec".into())?;
         // The channel is close-on-exec: EOF means execve succeeded.
@@ -137,7 +141,8 @@ fn run_child(
         crate::console::attach(sock, process.console_size().map(|b| (b.height() as u16, b.width() as u16)))?;
     }
     let prog = process::resolve(process)?;
-    let setgroups_allowed = !userns || std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() == "allow").unwrap_or(true);
+    let setgroups_allowed =
+        !userns || std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() == "allow").unwrap_or(true);
     process::finish_and_exec(&Finish { process, seccomp, preserve_fds, setgroups_allowed, reaper: false, notify: None }, &prog)
 }
 
@@ -182,5 +187,6 @@ pub fn process_for(root: &Path, id: &str, o: &Overrides) -> Result<Process> {
 pub fn load_process(path: &Path) -> Result<Process> {
     let raw = std::fs::read(path).ctx(|| format!("read {}", path.display()))?;
     let de = &mut serde_json::Deserializer::from_slice(&raw);
-    serde_path_to_error::deserialize(de).map_err(|e| Error::Config { path: path.into(), msg: format!("{}: {}", e.path(), e.inner()) })
+    serde_path_to_error::deserialize(de)
+        .map_err(|e| Error::Config { path: path.into(), msg: format!("{}: {}", e.path(), e.inner()) })
 }

@@ -10,8 +10,7 @@ use std::str::FromStr;
 use conductor_sys::seccomp::{self as sys, Action, Arch, ArgCmp, CmpOp, Filter, FilterFlag, Rule};
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use oci_spec::runtime::{
-    Arch as OciArch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag,
-    LinuxSeccompOperator, SECCOMP_FD_NAME,
+    Arch as OciArch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator, SECCOMP_FD_NAME,
 };
 use serde_json::Value;
 
@@ -38,21 +37,14 @@ pub enum Error {
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> Error {
-    Error::Invalid {
-        field: field.into(),
-        message: message.into(),
-    }
+    Error::Invalid { field: field.into(), message: message.into() }
 }
 
 /// Deserialize a raw `linux.seccomp` object, reporting an unknown action, operator,
 /// architecture or flag with the field that holds it (serde's own message only names the
 /// variant and a line).
 pub fn parse(seccomp: &Value) -> Result<LinuxSeccomp, Error> {
-    fn check<T: FromStr>(
-        value: Option<&Value>,
-        field: String,
-        err: fn(String, String) -> Error,
-    ) -> Result<(), Error> {
+    fn check<T: FromStr>(value: Option<&Value>, field: String, err: fn(String, String) -> Error) -> Result<(), Error> {
         match value {
             Some(Value::String(s)) if T::from_str(s).is_err() => Err(err(s.clone(), field)),
             _ => Ok(()),
@@ -82,11 +74,7 @@ pub fn parse(seccomp: &Value) -> Result<LinuxSeccomp, Error> {
 
 /// An action with its `errnoRet`: ERRNO and TRACE carry it (EPERM when absent, as the
 /// runtime-spec says); any other action with one is an error.
-fn action(
-    action: LinuxSeccompAction,
-    errno_ret: Option<u32>,
-    field: &str,
-) -> Result<Action, Error> {
+fn action(action: LinuxSeccompAction, errno_ret: Option<u32>, field: &str) -> Result<Action, Error> {
     use LinuxSeccompAction as A;
     let data = || -> Result<u32, Error> {
         let e = errno_ret.unwrap_or(libc::EPERM as u32);
@@ -99,10 +87,7 @@ fn action(
         A::ScmpActErrno => Action::Errno(data()?),
         A::ScmpActTrace => Action::Trace(data()?),
         _ if errno_ret.is_some() => {
-            return Err(invalid(
-                field,
-                format!("only valid with SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not {action}"),
-            ))
+            return Err(invalid(field, format!("only valid with SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not {action}")))
         }
         A::ScmpActKill | A::ScmpActKillThread => Action::KillThread,
         A::ScmpActKillProcess => Action::KillProcess,
@@ -116,12 +101,9 @@ fn action(
 fn arch(arch: OciArch) -> Result<Arch, Error> {
     use OciArch as A;
     Ok(match arch {
-        A::ScmpArchNative => Arch::native().ok_or_else(|| {
-            invalid(
-                "architectures",
-                "SCMP_ARCH_NATIVE: no syscall table for this machine",
-            )
-        })?,
+        A::ScmpArchNative => {
+            Arch::native().ok_or_else(|| invalid("architectures", "SCMP_ARCH_NATIVE: no syscall table for this machine"))?
+        }
         A::ScmpArchX86 => Arch::X86,
         A::ScmpArchX86_64 => Arch::X86_64,
         A::ScmpArchX32 => Arch::X32,
@@ -183,97 +165,46 @@ fn flag(flag: LinuxSeccompFilterFlag) -> FilterFlag {
 /// - a rule comparing one argument more than once becomes one rule per condition, ORed
 ///   (libseccomp allows one comparison per argument per rule, and runc splits them).
 pub fn to_filter(seccomp: &LinuxSeccomp) -> Result<Filter, Error> {
-    let default_action = action(
-        seccomp.default_action(),
-        seccomp.default_errno_ret(),
-        "defaultErrnoRet",
-    )?;
+    let default_action = action(seccomp.default_action(), seccomp.default_errno_ret(), "defaultErrnoRet")?;
     if default_action == Action::Notify {
         // Every syscall, including the ones that hand the listener over, would wait for a
         // supervisor that cannot have the listener yet.
-        return Err(invalid(
-            "defaultAction",
-            "SCMP_ACT_NOTIFY cannot be the default action",
-        ));
+        return Err(invalid("defaultAction", "SCMP_ACT_NOTIFY cannot be the default action"));
     }
-    let architectures = seccomp
-        .architectures()
-        .iter()
-        .flatten()
-        .map(|&a| arch(a))
-        .collect::<Result<Vec<_>, _>>()?;
+    let architectures = seccomp.architectures().iter().flatten().map(|&a| arch(a)).collect::<Result<Vec<_>, _>>()?;
     let flags = seccomp.flags().iter().flatten().map(|&f| flag(f)).collect();
 
     let mut rules = Vec::new();
     for (i, s) in seccomp.syscalls().iter().flatten().enumerate() {
         if s.names().is_empty() {
-            return Err(invalid(
-                format!("syscalls[{i}].names"),
-                "must name at least one syscall",
-            ));
+            return Err(invalid(format!("syscalls[{i}].names"), "must name at least one syscall"));
         }
-        let act = action(
-            s.action(),
-            s.errno_ret(),
-            &format!("syscalls[{i}].errnoRet"),
-        )?;
+        let act = action(s.action(), s.errno_ret(), &format!("syscalls[{i}].errnoRet"))?;
         if act == Action::Notify && seccomp.listener_path().is_none() {
-            return Err(invalid(
-                "listenerPath",
-                format!("must be set: syscalls[{i}] uses SCMP_ACT_NOTIFY"),
-            ));
+            return Err(invalid("listenerPath", format!("must be set: syscalls[{i}] uses SCMP_ACT_NOTIFY")));
         }
         let mut args = Vec::new();
         for (j, a) in s.args().iter().flatten().enumerate() {
-            let index = u8::try_from(a.index())
-                .ok()
-                .filter(|&n| n <= 5)
-                .ok_or_else(|| {
-                    invalid(
-                        format!("syscalls[{i}].args[{j}].index"),
-                        format!(
-                            "{} is out of range (a syscall has arguments 0 to 5)",
-                            a.index()
-                        ),
-                    )
-                })?;
-            args.push(ArgCmp {
-                index,
-                value: a.value(),
-                value_two: a.value_two().unwrap_or(0),
-                op: op(a.op()),
-            });
+            let index = u8::try_from(a.index()).ok().filter(|&n| n <= 5).ok_or_else(|| {
+                invalid(
+                    format!("syscalls[{i}].args[{j}].index"),
+                    format!("{} is out of range (a syscall has arguments 0 to 5)", a.index()),
+                )
+            })?;
+            args.push(ArgCmp { index, value: a.value(), value_two: a.value_two().unwrap_or(0), op: op(a.op()) });
         }
         if act == default_action {
             continue;
         }
-        let repeated = args
-            .iter()
-            .enumerate()
-            .any(|(j, a)| args[..j].iter().any(|b| b.index == a.index));
-        let groups = if repeated {
-            args.into_iter().map(|a| vec![a]).collect()
-        } else {
-            vec![args]
-        };
+        let repeated = args.iter().enumerate().any(|(j, a)| args[..j].iter().any(|b| b.index == a.index));
+        let groups = if repeated { args.into_iter().map(|a| vec![a]).collect() } else { vec![args] };
         for args in groups {
-            rules.push(Rule {
-                syscalls: s.names().clone(),
-                action: act,
-                errno: None,
-                args,
-            });
+            rules.push(Rule { syscalls: s.names().clone(), action: act, errno: None, args });
         }
     }
     // Unconditional rules first; the sort is stable, so rule order holds within each kind.
     rules.sort_by_key(|r| !r.args.is_empty());
-    Ok(Filter {
-        default_action,
-        default_errno: None,
-        architectures,
-        rules,
-        flags,
-    })
+    Ok(Filter { default_action, default_errno: None, architectures, rules, flags })
 }
 
 /// Convert and compile; syscall names no listed architecture knows are skipped (as runc
@@ -307,17 +238,9 @@ pub fn apply(seccomp: &LinuxSeccomp) -> Result<Option<OwnedFd>, Error> {
 /// container process state (runtime-spec `ContainerProcessState`: `ociVersion`, `fds`
 /// = ["seccompFd"], `pid`, `metadata` = listenerMetadata, `state`) with the listener fd
 /// attached by SCM_RIGHTS. `state_json` is the container's state as `state` prints it.
-pub fn send_listener(
-    listener_path: &Path,
-    fd: BorrowedFd<'_>,
-    state_json: &[u8],
-    metadata: &str,
-) -> Result<(), Error> {
+pub fn send_listener(listener_path: &Path, fd: BorrowedFd<'_>, state_json: &[u8], metadata: &str) -> Result<(), Error> {
     let bytes = listener_message(state_json, metadata)?;
-    let err = |source: io::Error| Error::Listener {
-        path: listener_path.to_path_buf(),
-        source,
-    };
+    let err = |source: io::Error| Error::Listener { path: listener_path.to_path_buf(), source };
     let stream = UnixStream::connect(listener_path).map_err(err)?;
     send_message(&stream, fd, &bytes).map_err(err)
 }
@@ -339,12 +262,7 @@ fn listener_message(state_json: &[u8], metadata: &str) -> Result<Vec<u8>, Error>
 
 /// Like [`send_listener`] over an already connected socket (init connects before pivot_root,
 /// while the host path is still reachable, and sends once the filter is loaded).
-pub fn send_listener_on(
-    stream: &UnixStream,
-    fd: BorrowedFd<'_>,
-    state_json: &[u8],
-    metadata: &str,
-) -> Result<(), Error> {
+pub fn send_listener_on(stream: &UnixStream, fd: BorrowedFd<'_>, state_json: &[u8], metadata: &str) -> Result<(), Error> {
     let bytes = listener_message(state_json, metadata)?;
     send_message(stream, fd, &bytes).map_err(|source| Error::Listener { path: "(connected socket)".into(), source })
 }
@@ -428,15 +346,7 @@ mod tests {
                 native
             ]
         );
-        assert_eq!(
-            f.flags,
-            [
-                FilterFlag::Tsync,
-                FilterFlag::Log,
-                FilterFlag::SpecAllow,
-                FilterFlag::WaitKillableRecv
-            ]
-        );
+        assert_eq!(f.flags, [FilterFlag::Tsync, FilterFlag::Log, FilterFlag::SpecAllow, FilterFlag::WaitKillableRecv]);
         let actions: Vec<Action> = f.rules.iter().map(|r| r.action).collect();
         let eperm = libc::EPERM as u32;
         assert_eq!(
@@ -456,33 +366,16 @@ mod tests {
                 Action::Allow
             ]
         );
-        let ops: Vec<(u8, u64, CmpOp)> = f.rules[10]
-            .args
-            .iter()
-            .map(|a| (a.index, a.value, a.op))
-            .collect();
+        let ops: Vec<(u8, u64, CmpOp)> = f.rules[10].args.iter().map(|a| (a.index, a.value, a.op)).collect();
         assert_eq!(
             ops,
-            [
-                (0, 1, CmpOp::Ne),
-                (1, 2, CmpOp::Lt),
-                (2, 3, CmpOp::Le),
-                (3, 4, CmpOp::Eq),
-                (4, 5, CmpOp::Ge),
-                (5, 6, CmpOp::Gt)
-            ]
+            [(0, 1, CmpOp::Ne), (1, 2, CmpOp::Lt), (2, 3, CmpOp::Le), (3, 4, CmpOp::Eq), (4, 5, CmpOp::Ge), (5, 6, CmpOp::Gt)]
         );
         let masked = f.rules[11].args[0];
-        assert_eq!(
-            (masked.value, masked.value_two, masked.op),
-            (0x7E02_0000, 2, CmpOp::MaskedEq)
-        );
+        assert_eq!((masked.value, masked.value_two, masked.op), (0x7E02_0000, 2, CmpOp::MaskedEq));
 
         let c = compile(&s).unwrap();
-        assert_eq!(
-            c.unknown_syscalls,
-            ["a", "b", "c", "d", "e", "f", "g", "h", "i"]
-        );
+        assert_eq!(c.unknown_syscalls, ["a", "b", "c", "d", "e", "f", "g", "h", "i"]);
         assert!(c.flags.contains(&FilterFlag::NewListener));
     }
 
@@ -540,31 +433,11 @@ mod tests {
         });
         assert!(parse(&base).is_ok());
         let cases = [
-            (
-                "/syscalls/3/action",
-                "SCMP_ACT_FOO",
-                r#"seccomp: unknown action "SCMP_ACT_FOO" in syscalls[3]"#,
-            ),
-            (
-                "/defaultAction",
-                "SCMP_ACT_NOPE",
-                r#"seccomp: unknown action "SCMP_ACT_NOPE" in defaultAction"#,
-            ),
-            (
-                "/syscalls/3/args/0/op",
-                "SCMP_CMP_ABOUT",
-                r#"seccomp: unknown operator "SCMP_CMP_ABOUT" in syscalls[3].args[0]"#,
-            ),
-            (
-                "/architectures/0",
-                "SCMP_ARCH_VAX",
-                r#"seccomp: unknown architecture "SCMP_ARCH_VAX" in architectures[0]"#,
-            ),
-            (
-                "/flags/0",
-                "SECCOMP_FILTER_FLAG_X",
-                r#"seccomp: unknown flag "SECCOMP_FILTER_FLAG_X" in flags[0]"#,
-            ),
+            ("/syscalls/3/action", "SCMP_ACT_FOO", r#"seccomp: unknown action "SCMP_ACT_FOO" in syscalls[3]"#),
+            ("/defaultAction", "SCMP_ACT_NOPE", r#"seccomp: unknown action "SCMP_ACT_NOPE" in defaultAction"#),
+            ("/syscalls/3/args/0/op", "SCMP_CMP_ABOUT", r#"seccomp: unknown operator "SCMP_CMP_ABOUT" in syscalls[3].args[0]"#),
+            ("/architectures/0", "SCMP_ARCH_VAX", r#"seccomp: unknown architecture "SCMP_ARCH_VAX" in architectures[0]"#),
+            ("/flags/0", "SECCOMP_FILTER_FLAG_X", r#"seccomp: unknown flag "SECCOMP_FILTER_FLAG_X" in flags[0]"#),
         ];
         for (pointer, value, message) in cases {
             let mut json = base.clone();
@@ -576,14 +449,8 @@ mod tests {
     #[test]
     fn seccomp_invalid_configs_name_the_field() {
         let cases = [
-            (
-                serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "defaultErrnoRet": 1}),
-                "defaultErrnoRet",
-            ),
-            (
-                serde_json::json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/x"}),
-                "defaultAction",
-            ),
+            (serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "defaultErrnoRet": 1}), "defaultErrnoRet"),
+            (serde_json::json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/x"}), "defaultAction"),
             (
                 serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
                     {"names": ["read"], "action": "SCMP_ACT_LOG"},
@@ -615,10 +482,7 @@ mod tests {
         ];
         for (json, field) in cases {
             let err = to_filter(&seccomp(json.clone())).unwrap_err().to_string();
-            assert!(
-                err.starts_with(&format!("seccomp: {field}: ")),
-                "{json}: {err}"
-            );
+            assert!(err.starts_with(&format!("seccomp: {field}: ")), "{json}: {err}");
         }
     }
 
@@ -638,13 +502,7 @@ mod tests {
         let mut buf = vec![0u8; 4096];
         let mut iov = [IoSliceMut::new(&mut buf)];
         let mut space = nix::cmsg_space!([RawFd; 1]);
-        let msg = recvmsg::<()>(
-            conn.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::empty(),
-        )
-        .unwrap();
+        let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty()).unwrap();
         let mut fds = Vec::new();
         for c in msg.cmsgs().unwrap() {
             if let ControlMessageOwned::ScmRights(f) = c {

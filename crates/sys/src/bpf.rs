@@ -83,14 +83,7 @@ struct GetFdByIdAttr {
 fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> nix::Result<libc::c_long> {
     // SAFETY: `attr` is a live, properly sized #[repr(C)] prefix of `union bpf_attr` for `cmd`;
     // any pointers inside it refer to buffers the caller keeps alive across the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr as *mut T as *mut libc::c_void,
-            std::mem::size_of::<T>() as u32,
-        )
-    };
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut T as *mut libc::c_void, std::mem::size_of::<T>() as u32) };
     Errno::result(rc)
 }
 
@@ -111,12 +104,7 @@ pub fn prog_load_cgroup_device(insns: &[Insn], license: &CStr) -> Result<OwnedFd
     };
     match bpf(BPF_PROG_LOAD, &mut attr) {
         Ok(fd) => return Ok(owned_fd(fd)),
-        Err(Errno::EPERM) => {
-            return Err(LoadError {
-                errno: Errno::EPERM,
-                log: String::new(),
-            })
-        }
+        Err(Errno::EPERM) => return Err(LoadError { errno: Errno::EPERM, log: String::new() }),
         Err(_) => {}
     }
     let mut log = vec![0u8; 64 * 1024];
@@ -127,20 +115,13 @@ pub fn prog_load_cgroup_device(insns: &[Insn], license: &CStr) -> Result<OwnedFd
         Ok(fd) => Ok(owned_fd(fd)),
         Err(errno) => {
             let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-            Err(LoadError {
-                errno,
-                log: String::from_utf8_lossy(&log[..end]).trim().to_string(),
-            })
+            Err(LoadError { errno, log: String::from_utf8_lossy(&log[..end]).trim().to_string() })
         }
     }
 }
 
 /// Attach `prog` to the cgroup directory `cgroup` as its device filter.
-pub fn prog_attach_cgroup_device(
-    cgroup: BorrowedFd<'_>,
-    prog: BorrowedFd<'_>,
-    flags: u32,
-) -> nix::Result<()> {
+pub fn prog_attach_cgroup_device(cgroup: BorrowedFd<'_>, prog: BorrowedFd<'_>, flags: u32) -> nix::Result<()> {
     let mut attr = AttachAttr {
         target_fd: cgroup.as_raw_fd() as u32,
         attach_bpf_fd: prog.as_raw_fd() as u32,
@@ -178,9 +159,7 @@ pub fn prog_query_cgroup_device(cgroup: BorrowedFd<'_>) -> nix::Result<Vec<u32>>
                 return Ok(ids);
             }
             // The kernel reports the real count when our buffer was too small.
-            Err(Errno::ENOSPC) if attr.prog_cnt as usize > ids.len() => {
-                ids.resize(attr.prog_cnt as usize, 0)
-            }
+            Err(Errno::ENOSPC) if attr.prog_cnt as usize > ids.len() => ids.resize(attr.prog_cnt as usize, 0),
             Err(e) => return Err(e),
         }
     }
@@ -188,9 +167,6 @@ pub fn prog_query_cgroup_device(cgroup: BorrowedFd<'_>) -> nix::Result<Vec<u32>>
 
 /// A new fd for the loaded program with kernel id `id` (needed to detach it).
 pub fn prog_get_fd_by_id(id: u32) -> nix::Result<OwnedFd> {
-    let mut attr = GetFdByIdAttr {
-        prog_id: id,
-        ..Default::default()
-    };
+    let mut attr = GetFdByIdAttr { prog_id: id, ..Default::default() };
     bpf(BPF_PROG_GET_FD_BY_ID, &mut attr).map(owned_fd)
 }

@@ -118,9 +118,7 @@ pub fn raise_ambient(caps: Set) -> nix::Result<()> {
     for cap in 0..=last_cap() {
         if caps & (1 << cap) != 0 {
             // SAFETY: prctl with integer arguments.
-            Errno::result(unsafe {
-                libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE, cap as libc::c_ulong, 0, 0)
-            })?;
+            Errno::result(unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE, cap as libc::c_ulong, 0, 0) })?;
         }
     }
     Ok(())

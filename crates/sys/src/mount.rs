@@ -75,10 +75,7 @@ pub fn open_in_root(root: &impl AsFd, path: &Path, flags: OFlag, mode: Mode) -> 
 
 /// `path` without its leading "/" and with "." removed, for *at() calls.
 fn relative(path: &Path) -> PathBuf {
-    let rel: PathBuf = path
-        .components()
-        .filter(|c| !matches!(c, Component::RootDir | Component::CurDir))
-        .collect();
+    let rel: PathBuf = path.components().filter(|c| !matches!(c, Component::RootDir | Component::CurDir)).collect();
     if rel.as_os_str().is_empty() {
         PathBuf::from(".")
     } else {

@@ -22,16 +22,8 @@ pub enum Kind {
 impl Kind {
     /// Joining order: user first (it grants the rights to join the rest), mount last (it changes
     /// what /proc paths mean).
-    pub const JOIN_ORDER: [Kind; 8] = [
-        Kind::User,
-        Kind::Ipc,
-        Kind::Uts,
-        Kind::Net,
-        Kind::Pid,
-        Kind::Cgroup,
-        Kind::Time,
-        Kind::Mount,
-    ];
+    pub const JOIN_ORDER: [Kind; 8] =
+        [Kind::User, Kind::Ipc, Kind::Uts, Kind::Net, Kind::Pid, Kind::Cgroup, Kind::Time, Kind::Mount];
 
     pub fn flag(self) -> CloneFlags {
         match self {

@@ -68,13 +68,7 @@ pub fn clone3(args: &CloneArgs) -> nix::Result<Forked> {
     tracing::debug!(target: EXPLAIN, step = "clone3", flags = ?args.flags, into_cgroup = args.cgroup.is_some());
     // SAFETY: clone3 without CLONE_VM and without a stack behaves like fork: the child gets a copy
     // of the address space and returns 0 from the same call site.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &mut raw as *mut RawCloneArgs,
-            std::mem::size_of::<RawCloneArgs>(),
-        )
-    };
+    let rc = unsafe { libc::syscall(libc::SYS_clone3, &mut raw as *mut RawCloneArgs, std::mem::size_of::<RawCloneArgs>()) };
     match Errno::result(rc)? {
         0 => Ok(Forked::Child),
         pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
@@ -103,15 +97,8 @@ pub fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
 pub fn pidfd_send_signal(pidfd: &OwnedFd, sig: i32) -> nix::Result<()> {
     tracing::debug!(target: EXPLAIN, step = "pidfd_send_signal", signal = sig);
     // SAFETY: integer arguments, null siginfo is allowed.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            sig,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
+    let rc =
+        unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, std::ptr::null::<libc::siginfo_t>(), 0) };
     Errno::result(rc).map(drop)
 }
 

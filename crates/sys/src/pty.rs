@@ -22,9 +22,7 @@ pub fn open_master(ptmx: &Path) -> nix::Result<OwnedFd> {
 /// substitute another file.
 pub fn open_peer(master: &impl AsFd) -> nix::Result<OwnedFd> {
     // SAFETY: TIOCGPTPEER returns a new fd for the peer.
-    let fd = Errno::result(unsafe {
-        libc::ioctl(master.as_fd().as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY)
-    })?;
+    let fd = Errno::result(unsafe { libc::ioctl(master.as_fd().as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY) })?;
     // SAFETY: a new fd from the kernel.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

@@ -324,21 +324,15 @@ impl std::fmt::Debug for Compiled {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SeccompError {
-    #[error(
-        "seccomp: {field}: errno/data value {value} does not fit the 16-bit SECCOMP_RET_DATA field"
-    )]
+    #[error("seccomp: {field}: errno/data value {value} does not fit the 16-bit SECCOMP_RET_DATA field")]
     DataTooLarge { field: String, value: u32 },
-    #[error(
-        "seccomp: {field}: an errno is only valid with the Errno or Trace action, not {action:?}"
-    )]
+    #[error("seccomp: {field}: an errno is only valid with the Errno or Trace action, not {action:?}")]
     ErrnoNotAllowed { field: String, action: Action },
     #[error("seccomp: rules[{rule}].args: argument index {index} is out of range (0..=5)")]
     ArgIndex { rule: usize, index: u8 },
     #[error("seccomp: no syscall table for this machine's architecture")]
     UnsupportedNativeArch,
-    #[error(
-        "seccomp: the program has {len} BPF instructions; the kernel accepts 1 to {MAX_INSNS}"
-    )]
+    #[error("seccomp: the program has {len} BPF instructions; the kernel accepts 1 to {MAX_INSNS}")]
     ProgramLength { len: usize },
     #[error("seccomp: seccomp(SECCOMP_SET_MODE_FILTER, flags={flags:#x}) failed: {source}")]
     Install { flags: u64, source: io::Error },
@@ -368,28 +362,16 @@ fn compile_for(filter: &Filter, native: Arch) -> Result<Compiled, SeccompError> 
 }
 
 /// `action` with the errno override applied, checked to be encodable.
-fn effective_action(
-    action: Action,
-    errno: Option<u32>,
-    field: &str,
-) -> Result<Action, SeccompError> {
+fn effective_action(action: Action, errno: Option<u32>, field: &str) -> Result<Action, SeccompError> {
     let action = match (action, errno) {
         (Action::Errno(_), Some(e)) => Action::Errno(e),
         (Action::Trace(_), Some(e)) => Action::Trace(e),
-        (action, Some(_)) => {
-            return Err(SeccompError::ErrnoNotAllowed {
-                field: field.to_string(),
-                action,
-            })
-        }
+        (action, Some(_)) => return Err(SeccompError::ErrnoNotAllowed { field: field.to_string(), action }),
         (action, None) => action,
     };
     match action {
         Action::Errno(value) | Action::Trace(value) if action.ret_value().is_none() => {
-            Err(SeccompError::DataTooLarge {
-                field: field.to_string(),
-                value,
-            })
+            Err(SeccompError::DataTooLarge { field: field.to_string(), value })
         }
         _ => Ok(action),
     }
@@ -410,23 +392,12 @@ struct Compiler<'a> {
 
 impl<'a> Compiler<'a> {
     fn new(filter: &'a Filter, native: Arch) -> Result<Self, SeccompError> {
-        let default = effective_action(
-            filter.default_action,
-            filter.default_errno,
-            "default action",
-        )?;
+        let default = effective_action(filter.default_action, filter.default_errno, "default action")?;
         let mut actions = Vec::with_capacity(filter.rules.len());
         for (i, rule) in filter.rules.iter().enumerate() {
-            actions.push(effective_action(
-                rule.action,
-                rule.errno,
-                &format!("rules[{i}]"),
-            )?);
+            actions.push(effective_action(rule.action, rule.errno, &format!("rules[{i}]"))?);
             if let Some(bad) = rule.args.iter().find(|a| a.index > 5) {
-                return Err(SeccompError::ArgIndex {
-                    rule: i,
-                    index: bad.index,
-                });
+                return Err(SeccompError::ArgIndex { rule: i, index: bad.index });
             }
         }
         let mut arches = vec![native];
@@ -435,14 +406,7 @@ impl<'a> Compiler<'a> {
                 arches.push(arch);
             }
         }
-        Ok(Compiler {
-            filter,
-            arches,
-            actions,
-            default,
-            asm: Asm::default(),
-            rets: Vec::new(),
-        })
+        Ok(Compiler { filter, arches, actions, default, asm: Asm::default(), rets: Vec::new() })
     }
 
     /// A label whose instruction returns `action`, bound at the next `flush_rets`.
@@ -465,8 +429,7 @@ impl<'a> Compiler<'a> {
     }
 
     fn ret(&mut self, action: Action) {
-        self.asm
-            .ret(action.ret_value().unwrap_or(libc::SECCOMP_RET_KILL_PROCESS));
+        self.asm.ret(action.ret_value().unwrap_or(libc::SECCOMP_RET_KILL_PROCESS));
     }
 
     fn compile(mut self) -> Result<Compiled, SeccompError> {
@@ -483,11 +446,7 @@ impl<'a> Compiler<'a> {
         self.asm.load(OFF_ARCH);
         let group_labels: Vec<Label> = groups.iter().map(|_| self.asm.label()).collect();
         for (i, (token, _)) in groups.iter().enumerate() {
-            let next = if i + 1 == groups.len() {
-                self.ret_label(Action::KillProcess)
-            } else {
-                self.asm.label()
-            };
+            let next = if i + 1 == groups.len() { self.ret_label(Action::KillProcess) } else { self.asm.label() };
             self.asm.jump(Cond::Eq, *token, group_labels[i], next);
             if i + 1 < groups.len() {
                 self.asm.bind(next);
@@ -536,9 +495,7 @@ impl<'a> Compiler<'a> {
 
         // Refuse hopeless programs before the layout loop, whose cost grows with length.
         if self.asm.min_len() > MAX_INSNS {
-            return Err(SeccompError::ProgramLength {
-                len: self.asm.min_len(),
-            });
+            return Err(SeccompError::ProgramLength { len: self.asm.min_len() });
         }
         let program = self.asm.assemble().map_err(|e| SeccompError::Layout(e.0))?;
         if program.len() > MAX_INSNS {
@@ -550,11 +507,7 @@ impl<'a> Compiler<'a> {
         if notify && !flags.contains(&FilterFlag::NewListener) {
             flags.push(FilterFlag::NewListener);
         }
-        Ok(Compiled {
-            program,
-            flags,
-            unknown_syscalls: unknown,
-        })
+        Ok(Compiled { program, flags, unknown_syscalls: unknown })
     }
 
     /// Dispatch on the syscall number for one ABI, its returns, then the rule blocks.
@@ -627,21 +580,14 @@ impl<'a> Compiler<'a> {
             };
             // The target of every range longer than one number, if they all agree; the
             // single numbers are then picked off with `jeq`.
-            let wide: Vec<Label> = (0..ranges.len())
-                .filter(|&i| len(i) > 1)
-                .map(|i| ranges[i].1)
-                .collect();
+            let wide: Vec<Label> = (0..ranges.len()).filter(|&i| len(i) > 1).map(|i| ranges[i].1).collect();
             let background = match wide.first() {
                 None => Some(ranges[ranges.len() - 1].1),
                 Some(&first) if wide.iter().all(|&l| l == first) => Some(first),
                 Some(_) => None,
             };
             if let Some(background) = background {
-                let singles: Vec<(u32, Label)> = ranges
-                    .iter()
-                    .copied()
-                    .filter(|&(_, target)| target != background)
-                    .collect();
+                let singles: Vec<(u32, Label)> = ranges.iter().copied().filter(|&(_, target)| target != background).collect();
                 for (i, &(nr, target)) in singles.iter().enumerate() {
                     if i + 1 == singles.len() {
                         self.asm.jump(Cond::Eq, nr, target, background);
@@ -715,11 +661,7 @@ fn emit_cmp(asm: &mut Asm, cmp: &ArgCmp, wide: bool, fail: Label) {
     let pass = asm.label();
     match cmp.op {
         CmpOp::Eq | CmpOp::Ne => {
-            let (on_eq, on_ne) = if cmp.op == CmpOp::Eq {
-                (pass, fail)
-            } else {
-                (fail, pass)
-            };
+            let (on_eq, on_ne) = if cmp.op == CmpOp::Eq { (pass, fail) } else { (fail, pass) };
             if wide {
                 let low = asm.label();
                 asm.load(hi_off);
@@ -772,19 +714,14 @@ fn emit_cmp(asm: &mut Asm, cmp: &ArgCmp, wide: bool, fail: Label) {
 /// The caller must have set no_new_privs or hold CAP_SYS_ADMIN. `NewListener` is added when
 /// the program can return SECCOMP_RET_USER_NOTIF, and then the listener fd is returned.
 /// Does not allocate, so it is safe to call in a child between fork and exec.
-pub fn install(
-    program: &[sock_filter],
-    flags: &[FilterFlag],
-) -> Result<Option<OwnedFd>, SeccompError> {
+pub fn install(program: &[sock_filter], flags: &[FilterFlag]) -> Result<Option<OwnedFd>, SeccompError> {
     if program.is_empty() || program.len() > MAX_INSNS {
         return Err(SeccompError::ProgramLength { len: program.len() });
     }
     let mut bits = flags.iter().fold(0u64, |b, f| b | f.bits());
     let listener = FilterFlag::NewListener.bits();
     let ret_k = (libc::BPF_RET | libc::BPF_K) as u16;
-    if program.iter().any(|i| {
-        i.code == ret_k && i.k & libc::SECCOMP_RET_ACTION_FULL == libc::SECCOMP_RET_USER_NOTIF
-    }) {
+    if program.iter().any(|i| i.code == ret_k && i.k & libc::SECCOMP_RET_ACTION_FULL == libc::SECCOMP_RET_USER_NOTIF) {
         bits |= listener;
     }
     if bits & listener == 0 {
@@ -797,10 +734,7 @@ pub fn install(
         // only accepts the pair with TSYNC_ESRCH (as libseccomp does).
         bits |= FilterFlag::TsyncEsrch.bits();
     }
-    let prog = libc::sock_fprog {
-        len: program.len() as u16,
-        filter: program.as_ptr() as *mut sock_filter,
-    };
+    let prog = libc::sock_fprog { len: program.len() as u16, filter: program.as_ptr() as *mut sock_filter };
     // SAFETY: `prog` points at `program`, alive for the call; the kernel copies the program.
     let ret = unsafe {
         libc::syscall(
@@ -816,24 +750,14 @@ pub fn install(
             // Kernels before 3.17 only have the prctl interface, which takes no flags.
             // SAFETY: as above.
             let r = unsafe {
-                libc::prctl(
-                    libc::PR_SET_SECCOMP,
-                    libc::SECCOMP_MODE_FILTER as libc::c_ulong,
-                    &prog as *const libc::sock_fprog,
-                )
+                libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER as libc::c_ulong, &prog as *const libc::sock_fprog)
             };
             if r == 0 {
                 return Ok(None);
             }
-            return Err(SeccompError::Install {
-                flags: bits,
-                source: io::Error::last_os_error(),
-            });
+            return Err(SeccompError::Install { flags: bits, source: io::Error::last_os_error() });
         }
-        return Err(SeccompError::Install {
-            flags: bits,
-            source: err,
-        });
+        return Err(SeccompError::Install { flags: bits, source: err });
     }
     if bits & listener != 0 {
         // SAFETY: with NEW_LISTENER the kernel returns a new fd that nothing else owns.
@@ -875,11 +799,7 @@ pub enum NotifyResponse {
 fn notif_sizes() -> (usize, usize) {
     static SIZES: OnceLock<(usize, usize)> = OnceLock::new();
     *SIZES.get_or_init(|| {
-        let mut sizes = libc::seccomp_notif_sizes {
-            seccomp_notif: 0,
-            seccomp_notif_resp: 0,
-            seccomp_data: 0,
-        };
+        let mut sizes = libc::seccomp_notif_sizes { seccomp_notif: 0, seccomp_notif_resp: 0, seccomp_data: 0 };
         // SAFETY: SECCOMP_GET_NOTIF_SIZES writes one seccomp_notif_sizes to the pointer.
         let r = unsafe {
             libc::syscall(
@@ -889,17 +809,11 @@ fn notif_sizes() -> (usize, usize) {
                 &mut sizes as *mut libc::seccomp_notif_sizes,
             )
         };
-        let ours = (
-            std::mem::size_of::<libc::seccomp_notif>(),
-            std::mem::size_of::<libc::seccomp_notif_resp>(),
-        );
+        let ours = (std::mem::size_of::<libc::seccomp_notif>(), std::mem::size_of::<libc::seccomp_notif_resp>());
         if r != 0 {
             return ours;
         }
-        (
-            ours.0.max(sizes.seccomp_notif as usize),
-            ours.1.max(sizes.seccomp_notif_resp as usize),
-        )
+        (ours.0.max(sizes.seccomp_notif as usize), ours.1.max(sizes.seccomp_notif_resp as usize))
     })
 }
 
@@ -911,18 +825,9 @@ pub fn notify_receive(listener: BorrowedFd<'_>) -> Result<Notification, SeccompE
     let mut buf = vec![0u64; size.div_ceil(8)];
     // SAFETY: buf is zeroed (the kernel requires it), aligned, and at least as large as the
     // kernel's struct seccomp_notif, which it writes.
-    let r = unsafe {
-        libc::ioctl(
-            listener.as_raw_fd(),
-            libc::SECCOMP_IOCTL_NOTIF_RECV,
-            buf.as_mut_ptr(),
-        )
-    };
+    let r = unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_RECV, buf.as_mut_ptr()) };
     if r < 0 {
-        return Err(SeccompError::Notify {
-            op: "SECCOMP_IOCTL_NOTIF_RECV",
-            source: io::Error::last_os_error(),
-        });
+        return Err(SeccompError::Notify { op: "SECCOMP_IOCTL_NOTIF_RECV", source: io::Error::last_os_error() });
     }
     // SAFETY: the buffer holds at least size_of::<seccomp_notif>() initialised, aligned bytes.
     let n: libc::seccomp_notif = unsafe { std::ptr::read(buf.as_ptr().cast()) };
@@ -938,18 +843,9 @@ pub fn notify_receive(listener: BorrowedFd<'_>) -> Result<Notification, SeccompE
 
 /// Answer notification `id` (SECCOMP_IOCTL_NOTIF_SEND). ENOENT means the caller is gone (it
 /// was killed, or a signal interrupted the syscall).
-pub fn notify_respond(
-    listener: BorrowedFd<'_>,
-    id: u64,
-    response: NotifyResponse,
-) -> Result<(), SeccompError> {
+pub fn notify_respond(listener: BorrowedFd<'_>, id: u64, response: NotifyResponse) -> Result<(), SeccompError> {
     let (_, size) = notif_sizes();
-    let mut resp = libc::seccomp_notif_resp {
-        id,
-        val: 0,
-        error: 0,
-        flags: 0,
-    };
+    let mut resp = libc::seccomp_notif_resp { id, val: 0, error: 0, flags: 0 };
     match response {
         // The kernel wants a negative errno.
         NotifyResponse::Errno(e) => resp.error = -e.abs(),
@@ -960,18 +856,9 @@ pub fn notify_respond(
     // SAFETY: buf is at least size_of::<seccomp_notif_resp>() bytes and aligned for it.
     unsafe { std::ptr::write(buf.as_mut_ptr().cast(), resp) };
     // SAFETY: the kernel reads its seccomp_notif_resp from the zero-padded buffer.
-    let r = unsafe {
-        libc::ioctl(
-            listener.as_raw_fd(),
-            libc::SECCOMP_IOCTL_NOTIF_SEND,
-            buf.as_mut_ptr(),
-        )
-    };
+    let r = unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, buf.as_mut_ptr()) };
     if r < 0 {
-        return Err(SeccompError::Notify {
-            op: "SECCOMP_IOCTL_NOTIF_SEND",
-            source: io::Error::last_os_error(),
-        });
+        return Err(SeccompError::Notify { op: "SECCOMP_IOCTL_NOTIF_SEND", source: io::Error::last_os_error() });
     }
     Ok(())
 }
@@ -981,13 +868,7 @@ pub fn notify_respond(
 pub fn notify_id_valid(listener: BorrowedFd<'_>, id: u64) -> Result<bool, SeccompError> {
     let mut id = id;
     // SAFETY: the ioctl reads one u64.
-    let r = unsafe {
-        libc::ioctl(
-            listener.as_raw_fd(),
-            libc::SECCOMP_IOCTL_NOTIF_ID_VALID,
-            &mut id as *mut u64,
-        )
-    };
+    let r = unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &mut id as *mut u64) };
     if r == 0 {
         return Ok(true);
     }
@@ -995,8 +876,5 @@ pub fn notify_id_valid(listener: BorrowedFd<'_>, id: u64) -> Result<bool, Seccom
     if err.raw_os_error() == Some(libc::ENOENT) {
         return Ok(false);
     }
-    Err(SeccompError::Notify {
-        op: "SECCOMP_IOCTL_NOTIF_ID_VALID",
-        source: err,
-    })
+    Err(SeccompError::Notify { op: "SECCOMP_IOCTL_NOTIF_ID_VALID", source: err })
 }

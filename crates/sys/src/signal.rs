@@ -23,7 +23,6 @@ pub fn parse(s: &str) -> Option<i32> {
     format!("SIG{name}").parse::<nix::sys::signal::Signal>().ok().map(|s| s as i32)
 }
 
-
 extern "C" fn noop(_: libc::c_int) {}
 
 /// Give `signals` a do-nothing handler. A pid namespace's init only receives signals it has a

@@ -19,17 +19,11 @@ pub fn attach_program(cgroup_dir: &Path, rules: &[DeviceRule]) -> Result<()> {
     let insns = program::program(rules);
     let dir = File::open(cgroup_dir).map_err(|e| Error::io("open", cgroup_dir, e))?;
     let prog = bpf::prog_load_cgroup_device(&insns, c"Apache-2.0").map_err(|e| {
-        let log = if e.log.is_empty() {
-            String::new()
-        } else {
-            format!(" (verifier: {})", e.log.replace('\n', "; "))
-        };
+        let log = if e.log.is_empty() { String::new() } else { format!(" (verifier: {})", e.log.replace('\n', "; ")) };
         Error::Unsupported(format!("load device cgroup BPF program: {}{log}", e.errno))
     })?;
-    let bpf_err =
-        |what: &str, e: Errno| Error::Unsupported(format!("{what} {}: {e}", cgroup_dir.display()));
-    let old =
-        bpf::prog_query_cgroup_device(dir.as_fd()).map_err(|e| bpf_err("BPF_PROG_QUERY", e))?;
+    let bpf_err = |what: &str, e: Errno| Error::Unsupported(format!("{what} {}: {e}", cgroup_dir.display()));
+    let old = bpf::prog_query_cgroup_device(dir.as_fd()).map_err(|e| bpf_err("BPF_PROG_QUERY", e))?;
     tracing::debug!(
         target: EXPLAIN,
         path = %cgroup_dir.display(),
@@ -40,8 +34,7 @@ pub fn attach_program(cgroup_dir: &Path, rules: &[DeviceRule]) -> Result<()> {
         Ok(()) => {}
         // Someone attached a program without ALLOW_MULTI; attaching the same way replaces it.
         Err(Errno::EPERM) if !old.is_empty() => {
-            bpf::prog_attach_cgroup_device(dir.as_fd(), prog.as_fd(), 0)
-                .map_err(|e| bpf_err("BPF_PROG_ATTACH", e))?;
+            bpf::prog_attach_cgroup_device(dir.as_fd(), prog.as_fd(), 0).map_err(|e| bpf_err("BPF_PROG_ATTACH", e))?;
             return Ok(());
         }
         Err(e) => return Err(bpf_err("BPF_PROG_ATTACH", e)),
@@ -56,18 +49,11 @@ fn detach(dir: &File, cgroup_dir: &Path, id: u32) -> Result<()> {
     let old = match bpf::prog_get_fd_by_id(id) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) => return Ok(()), // already gone
-        Err(e) => {
-            return Err(Error::Unsupported(format!(
-                "BPF_PROG_GET_FD_BY_ID {id}: {e}"
-            )))
-        }
+        Err(e) => return Err(Error::Unsupported(format!("BPF_PROG_GET_FD_BY_ID {id}: {e}"))),
     };
     tracing::debug!(target: EXPLAIN, path = %cgroup_dir.display(), value = %format!("BPF_PROG_DETACH program id {id}"), "cgroup bpf detach");
     match bpf::prog_detach_cgroup_device(dir.as_fd(), old.as_fd()) {
         Ok(()) | Err(Errno::ENOENT) => Ok(()),
-        Err(e) => Err(Error::Unsupported(format!(
-            "BPF_PROG_DETACH {}: {e}",
-            cgroup_dir.display()
-        ))),
+        Err(e) => Err(Error::Unsupported(format!("BPF_PROG_DETACH {}: {e}", cgroup_dir.display()))),
     }
 }

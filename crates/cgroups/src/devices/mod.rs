@@ -44,21 +44,12 @@ impl DeviceRule {
             DeviceKind::Block => 'b',
         };
         let num = |n: Option<u32>| n.map_or_else(|| "*".to_string(), |n| n.to_string());
-        format!(
-            "{kind} {}:{} {}",
-            num(self.major),
-            num(self.minor),
-            access_string(self.access)
-        )
+        format!("{kind} {}:{} {}", num(self.major), num(self.minor), access_string(self.access))
     }
 }
 
 fn access_string(bits: u8) -> String {
-    [(ACC_READ, 'r'), (ACC_WRITE, 'w'), (ACC_MKNOD, 'm')]
-        .iter()
-        .filter(|(b, _)| bits & b != 0)
-        .map(|(_, c)| *c)
-        .collect()
+    [(ACC_READ, 'r'), (ACC_WRITE, 'w'), (ACC_MKNOD, 'm')].iter().filter(|(b, _)| bits & b != 0).map(|(_, c)| *c).collect()
 }
 
 /// Validate and normalise the spec's rules, keeping their order.
@@ -85,14 +76,8 @@ pub fn rules_from_oci(list: &[LinuxDeviceCgroup]) -> Result<Vec<DeviceRule>> {
         };
         let whole = rule.major.is_none() && rule.minor.is_none() && rule.access == ACC_ALL;
         if kind == DeviceKind::All && !whole {
-            out.push(DeviceRule {
-                kind: DeviceKind::Char,
-                ..rule
-            });
-            out.push(DeviceRule {
-                kind: DeviceKind::Block,
-                ..rule
-            });
+            out.push(DeviceRule { kind: DeviceKind::Char, ..rule });
+            out.push(DeviceRule { kind: DeviceKind::Block, ..rule });
         } else {
             out.push(rule);
         }
@@ -104,9 +89,7 @@ pub fn rules_from_oci(list: &[LinuxDeviceCgroup]) -> Result<Vec<DeviceRule>> {
 fn number(field: &str, n: Option<i64>) -> Result<Option<u32>> {
     match n {
         None | Some(-1) => Ok(None),
-        Some(n) => u32::try_from(n)
-            .map(Some)
-            .map_err(|_| Error::invalid(field, format!("must be >= 0 or -1, got {n}"))),
+        Some(n) => u32::try_from(n).map(Some).map_err(|_| Error::invalid(field, format!("must be >= 0 or -1, got {n}"))),
     }
 }
 
@@ -119,10 +102,7 @@ fn access(field: &str, s: Option<&str>) -> Result<u8> {
         'r' => Ok(bits | ACC_READ),
         'w' => Ok(bits | ACC_WRITE),
         'm' => Ok(bits | ACC_MKNOD),
-        _ => Err(Error::invalid(
-            field,
-            format!("{s:?} must be letters from \"rwm\""),
-        )),
+        _ => Err(Error::invalid(field, format!("{s:?} must be letters from \"rwm\""))),
     })
 }
 
@@ -135,11 +115,7 @@ pub(crate) fn plan(p: &mut Planner, list: &[LinuxDeviceCgroup]) -> Result<()> {
     p.require("devices", "linux.resources.devices")?;
     p.entry("devices", "devices.deny", "a");
     for r in rules {
-        let file = if r.allow {
-            "devices.allow"
-        } else {
-            "devices.deny"
-        };
+        let file = if r.allow { "devices.allow" } else { "devices.deny" };
         p.entry("devices", file, r.v1_line());
     }
     Ok(())
@@ -175,25 +151,14 @@ mod tests {
     fn partial_all_rules_are_split() {
         let json = r#"{"devices":[{"allow":true,"type":"a","major":1,"access":"r"},{"allow":true,"major":-1,"minor":-1}]}"#;
         let steps = plan_json(&FakeProbe::v1(), json).unwrap();
-        assert_eq!(
-            writes(&steps),
-            vec![
-                "devices.deny=a",
-                "devices.allow=c 1:* r",
-                "devices.allow=b 1:* r",
-                "devices.allow=a"
-            ]
-        );
+        assert_eq!(writes(&steps), vec!["devices.deny=a", "devices.allow=c 1:* r", "devices.allow=b 1:* r", "devices.allow=a"]);
     }
 
     #[test]
     fn bad_rules_name_the_entry() {
         let p = FakeProbe::v1();
         assert_eq!(
-            err(
-                &p,
-                r#"{"devices":[{"allow":true,"access":"rwm"},{"allow":true,"type":"c","access":"rwx"}]}"#
-            ),
+            err(&p, r#"{"devices":[{"allow":true,"access":"rwm"},{"allow":true,"type":"c","access":"rwx"}]}"#),
             "linux.resources.devices[1].access: \"rwx\" must be letters from \"rwm\""
         );
         assert_eq!(

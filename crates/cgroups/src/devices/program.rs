@@ -37,12 +37,7 @@ const JNE_K: u8 = 0x55;
 const EXIT: u8 = 0x95;
 
 fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-    Insn {
-        code,
-        regs: (src << 4) | dst,
-        off,
-        imm,
-    }
+    Insn { code, regs: (src << 4) | dst, off, imm }
 }
 
 /// The whole program for `rules` (in spec order).
@@ -144,20 +139,8 @@ pub(crate) mod tests {
         }
     }
 
-    fn rule(
-        allow: bool,
-        kind: DeviceKind,
-        major: Option<u32>,
-        minor: Option<u32>,
-        access: u8,
-    ) -> DeviceRule {
-        DeviceRule {
-            allow,
-            kind,
-            major,
-            minor,
-            access,
-        }
+    fn rule(allow: bool, kind: DeviceKind, major: Option<u32>, minor: Option<u32>, access: u8) -> DeviceRule {
+        DeviceRule { allow, kind, major, minor, access }
     }
 
     const C: u32 = DEV_CHAR as u32;
@@ -177,13 +160,7 @@ pub(crate) mod tests {
         let rules = [
             rule(false, DeviceKind::All, None, None, ACC_ALL),
             rule(true, DeviceKind::Char, Some(1), Some(3), ACC_ALL), // /dev/null
-            rule(
-                true,
-                DeviceKind::Char,
-                Some(136),
-                None,
-                ACC_READ | ACC_WRITE,
-            ), // ptys
+            rule(true, DeviceKind::Char, Some(136), None, ACC_READ | ACC_WRITE), // ptys
             rule(true, DeviceKind::Char, Some(1), Some(5), ACC_READ), // /dev/zero read-only
         ];
         let p = program(&rules);
@@ -199,18 +176,11 @@ pub(crate) mod tests {
 
     #[test]
     fn later_rules_win() {
-        let rules = [
-            rule(true, DeviceKind::All, None, None, ACC_ALL),
-            rule(false, DeviceKind::Block, Some(8), None, ACC_WRITE),
-        ];
+        let rules = [rule(true, DeviceKind::All, None, None, ACC_ALL), rule(false, DeviceKind::Block, Some(8), None, ACC_WRITE)];
         let p = program(&rules);
         assert_eq!(run(&p, B, R, 8, 0), 1);
         assert_eq!(run(&p, B, W, 8, 0), 0);
-        assert_eq!(
-            run(&p, B, R | W, 8, 1),
-            0,
-            "a deny matches on any shared bit"
-        );
+        assert_eq!(run(&p, B, R | W, 8, 1), 0, "a deny matches on any shared bit");
         assert_eq!(run(&p, C, W, 8, 0), 1);
     }
 

@@ -20,9 +20,7 @@ pub(crate) fn execute(layout: &Layout, steps: &[Step]) -> Result<()> {
             Step::Write(w) => write_step(layout, w, &mut undo, &mut deferred),
             Step::DeviceProgram(rules) => match layout {
                 Layout::V2 { dir } => devices::attach_program(&dir.path, rules),
-                Layout::V1 { .. } => {
-                    Err(Error::Unsupported("device programs need cgroup v2".into()))
-                }
+                Layout::V1 { .. } => Err(Error::Unsupported("device programs need cgroup v2".into())),
             },
         };
         if let Err(e) = result {
@@ -39,18 +37,9 @@ pub(crate) fn execute(layout: &Layout, steps: &[Step]) -> Result<()> {
     Ok(())
 }
 
-fn write_step<'a>(
-    layout: &Layout,
-    w: &'a Write,
-    undo: &mut Undo,
-    deferred: &mut Vec<(PathBuf, &'a Write)>,
-) -> Result<()> {
+fn write_step<'a>(layout: &Layout, w: &'a Write, undo: &mut Undo, deferred: &mut Vec<(PathBuf, &'a Write)>) -> Result<()> {
     let path = file_path(layout, w)?;
-    let before = if w.restorable {
-        fs::read_trim(&path).ok()
-    } else {
-        None
-    };
+    let before = if w.restorable { fs::read_trim(&path).ok() } else { None };
     match fs::write(&path, &w.value) {
         Ok(()) => {
             undo.extend(before.map(|b| (path, b)));
@@ -71,9 +60,7 @@ fn file_path(layout: &Layout, w: &Write) -> Result<PathBuf> {
         Layout::V1 { .. } => layout
             .v1_dir(&w.controller)
             .map(|d| d.join(&w.file))
-            .ok_or_else(|| {
-                Error::Unsupported(format!("the {} controller is not mounted", w.controller))
-            }),
+            .ok_or_else(|| Error::Unsupported(format!("the {} controller is not mounted", w.controller))),
     }
 }
 

@@ -29,10 +29,7 @@ pub(super) fn plan(p: &mut Planner, b: &LinuxBlockIo) -> Result<()> {
 
 fn validate(b: &LinuxBlockIo) -> Result<()> {
     let weight = |field: String, w: Option<u16>| match w {
-        Some(w) if !(10..=1000).contains(&w) => Err(Error::invalid(
-            field,
-            format!("must be between 10 and 1000, got {w}"),
-        )),
+        Some(w) if !(10..=1000).contains(&w) => Err(Error::invalid(field, format!("must be between 10 and 1000, got {w}"))),
         _ => Ok(()),
     };
     weight(format!("{F}.weight"), b.weight())?;
@@ -52,10 +49,7 @@ fn validate(b: &LinuxBlockIo) -> Result<()> {
 
 fn device(field: &str, major: i64, minor: i64) -> Result<()> {
     if major < 0 || minor < 0 || major > u32::MAX as i64 || minor > u32::MAX as i64 {
-        return Err(Error::invalid(
-            field,
-            format!("bad device number {major}:{minor}"),
-        ));
+        return Err(Error::invalid(field, format!("bad device number {major}:{minor}")));
     }
     Ok(())
 }
@@ -66,42 +60,19 @@ fn throttles(b: &LinuxBlockIo) -> [(&'static str, &'static str, &[LinuxThrottleD
         v.as_deref().unwrap_or(&[])
     }
     [
-        (
-            "throttleReadBpsDevice",
-            "rbps",
-            list(b.throttle_read_bps_device()),
-        ),
-        (
-            "throttleWriteBpsDevice",
-            "wbps",
-            list(b.throttle_write_bps_device()),
-        ),
-        (
-            "throttleReadIOPSDevice",
-            "riops",
-            list(b.throttle_read_iops_device()),
-        ),
-        (
-            "throttleWriteIOPSDevice",
-            "wiops",
-            list(b.throttle_write_iops_device()),
-        ),
+        ("throttleReadBpsDevice", "rbps", list(b.throttle_read_bps_device())),
+        ("throttleWriteBpsDevice", "wbps", list(b.throttle_write_bps_device())),
+        ("throttleReadIOPSDevice", "riops", list(b.throttle_read_iops_device())),
+        ("throttleWriteIOPSDevice", "wiops", list(b.throttle_write_iops_device())),
     ]
 }
 
 fn plan_v1(p: &mut Planner, b: &LinuxBlockIo) -> Result<()> {
     // CFQ's blkio.weight is gone since Linux 5.0; BFQ offers the same under blkio.bfq.*.
     let bfq = !p.exists("blkio", "blkio.weight") && p.exists("blkio", "blkio.bfq.weight");
-    let (weight_file, weight_device_file) = if bfq {
-        ("blkio.bfq.weight", "blkio.bfq.weight_device")
-    } else {
-        ("blkio.weight", "blkio.weight_device")
-    };
-    let has_weights = b.weight().is_some()
-        || b.weight_device()
-            .iter()
-            .flatten()
-            .any(|d| d.weight().is_some());
+    let (weight_file, weight_device_file) =
+        if bfq { ("blkio.bfq.weight", "blkio.bfq.weight_device") } else { ("blkio.weight", "blkio.weight_device") };
+    let has_weights = b.weight().is_some() || b.weight_device().iter().flatten().any(|d| d.weight().is_some());
     if has_weights && !p.exists("blkio", weight_file) {
         return Err(Error::invalid(
             format!("{F}.weight"),
@@ -116,26 +87,16 @@ fn plan_v1(p: &mut Planner, b: &LinuxBlockIo) -> Result<()> {
         if leaf {
             p.scalar("blkio", "blkio.leaf_weight", w);
         } else {
-            tracing::warn!(
-                "{F}.leafWeight ignored: this kernel has no blkio.leaf_weight (CFQ only)"
-            );
+            tracing::warn!("{F}.leafWeight ignored: this kernel has no blkio.leaf_weight (CFQ only)");
         }
     }
     for d in b.weight_device().iter().flatten() {
         if let Some(w) = d.weight() {
-            p.entry(
-                "blkio",
-                weight_device_file,
-                format!("{}:{} {w}", d.major(), d.minor()),
-            );
+            p.entry("blkio", weight_device_file, format!("{}:{} {w}", d.major(), d.minor()));
         }
         if let Some(w) = d.leaf_weight() {
             if leaf {
-                p.entry(
-                    "blkio",
-                    "blkio.leaf_weight_device",
-                    format!("{}:{} {w}", d.major(), d.minor()),
-                );
+                p.entry("blkio", "blkio.leaf_weight_device", format!("{}:{} {w}", d.major(), d.minor()));
             } else {
                 tracing::warn!("{F}.weightDevice leafWeight ignored: this kernel has no blkio.leaf_weight_device");
             }
@@ -149,11 +110,7 @@ fn plan_v1(p: &mut Planner, b: &LinuxBlockIo) -> Result<()> {
     ];
     for ((_, _, list), file) in throttles(b).into_iter().zip(files) {
         for d in list {
-            p.entry(
-                "blkio",
-                file,
-                format!("{}:{} {}", d.major(), d.minor(), d.rate()),
-            );
+            p.entry("blkio", file, format!("{}:{} {}", d.major(), d.minor(), d.rate()));
         }
     }
     Ok(())
@@ -162,11 +119,7 @@ fn plan_v1(p: &mut Planner, b: &LinuxBlockIo) -> Result<()> {
 fn plan_v2(p: &mut Planner, b: &LinuxBlockIo) -> Result<()> {
     // io.bfq.weight speaks the spec's 1..1000 scale; io.weight needs converting to 1..10000.
     let bfq = p.exists("io", "io.bfq.weight");
-    let has_weights = b.weight().is_some()
-        || b.weight_device()
-            .iter()
-            .flatten()
-            .any(|d| d.weight().is_some());
+    let has_weights = b.weight().is_some() || b.weight_device().iter().flatten().any(|d| d.weight().is_some());
     if has_weights && !bfq && !p.exists("io", "io.weight") {
         return Err(Error::invalid(
             format!("{F}.weight"),
@@ -177,55 +130,25 @@ fn plan_v2(p: &mut Planner, b: &LinuxBlockIo) -> Result<()> {
         if bfq {
             p.entry("io", "io.bfq.weight", w);
         } else {
-            p.entry(
-                "io",
-                "io.weight",
-                format!("default {}", blkio_weight_to_io_weight(w)),
-            );
+            p.entry("io", "io.weight", format!("default {}", blkio_weight_to_io_weight(w)));
         }
     }
-    if b.leaf_weight().is_some()
-        || b.weight_device()
-            .iter()
-            .flatten()
-            .any(|d| d.leaf_weight().is_some())
-    {
+    if b.leaf_weight().is_some() || b.weight_device().iter().flatten().any(|d| d.leaf_weight().is_some()) {
         tracing::warn!("{F} leaf weights ignored: cgroup v2 has none");
     }
     for d in b.weight_device().iter().flatten() {
         if let Some(w) = d.weight() {
             if bfq {
-                p.entry(
-                    "io",
-                    "io.bfq.weight",
-                    format!("{}:{} {w}", d.major(), d.minor()),
-                );
+                p.entry("io", "io.bfq.weight", format!("{}:{} {w}", d.major(), d.minor()));
             } else {
-                p.entry(
-                    "io",
-                    "io.weight",
-                    format!(
-                        "{}:{} {}",
-                        d.major(),
-                        d.minor(),
-                        blkio_weight_to_io_weight(w)
-                    ),
-                );
+                p.entry("io", "io.weight", format!("{}:{} {}", d.major(), d.minor(), blkio_weight_to_io_weight(w)));
             }
         }
     }
     for (_, key, list) in throttles(b) {
         for d in list {
-            let rate = if d.rate() == 0 {
-                "max".to_string()
-            } else {
-                d.rate().to_string()
-            };
-            p.entry(
-                "io",
-                "io.max",
-                format!("{}:{} {key}={rate}", d.major(), d.minor()),
-            );
+            let rate = if d.rate() == 0 { "max".to_string() } else { d.rate().to_string() };
+            p.entry("io", "io.max", format!("{}:{} {key}={rate}", d.major(), d.minor()));
         }
     }
     Ok(())
@@ -260,27 +183,16 @@ mod tests {
         let steps = plan_json(&FakeProbe::v2(), SPEC).unwrap();
         assert_eq!(
             writes(&steps),
-            vec![
-                "io.weight=default 4950",
-                "io.weight=8:0 1920",
-                "io.max=8:0 rbps=1048576",
-                "io.max=8:16 wiops=max"
-            ]
+            vec!["io.weight=default 4950", "io.weight=8:0 1920", "io.max=8:0 rbps=1048576", "io.max=8:16 wiops=max"]
         );
     }
 
     #[test]
     fn invalid_blkio() {
         let p = FakeProbe::v1();
+        assert_eq!(err(&p, r#"{"blockIO":{"weight":5}}"#), "linux.resources.blockIO.weight: must be between 10 and 1000, got 5");
         assert_eq!(
-            err(&p, r#"{"blockIO":{"weight":5}}"#),
-            "linux.resources.blockIO.weight: must be between 10 and 1000, got 5"
-        );
-        assert_eq!(
-            err(
-                &p,
-                r#"{"blockIO":{"throttleReadBpsDevice":[{"major":-1,"minor":0,"rate":1}]}}"#
-            ),
+            err(&p, r#"{"blockIO":{"throttleReadBpsDevice":[{"major":-1,"minor":0,"rate":1}]}}"#),
             "linux.resources.blockIO.throttleReadBpsDevice[0]: bad device number -1:0"
         );
     }

@@ -32,10 +32,7 @@ pub(super) fn plan(p: &mut Planner, cpu: &LinuxCpu) -> Result<()> {
 fn validate(cpu: &LinuxCpu, v2: bool) -> Result<()> {
     if let Some(q) = cpu.quota() {
         if q == 0 || q < -1 {
-            return Err(Error::invalid(
-                format!("{F}.quota"),
-                format!("must be > 0 or -1, got {q}"),
-            ));
+            return Err(Error::invalid(format!("{F}.quota"), format!("must be > 0 or -1, got {q}")));
         }
         if (1..1000).contains(&q) {
             return Err(Error::invalid(
@@ -46,26 +43,17 @@ fn validate(cpu: &LinuxCpu, v2: bool) -> Result<()> {
     }
     if let Some(period) = cpu.period() {
         if !(1000..=1_000_000).contains(&period) {
-            return Err(Error::invalid(
-                format!("{F}.period"),
-                format!("must be between 1000 and 1000000 (us), got {period}"),
-            ));
+            return Err(Error::invalid(format!("{F}.period"), format!("must be between 1000 and 1000000 (us), got {period}")));
         }
     }
     if let Some(s) = cpu.shares() {
         if s != 0 && !(2..=262_144).contains(&s) {
-            return Err(Error::invalid(
-                format!("{F}.shares"),
-                format!("must be between 2 and 262144, got {s}"),
-            ));
+            return Err(Error::invalid(format!("{F}.shares"), format!("must be between 2 and 262144, got {s}")));
         }
     }
     if let Some(i) = cpu.idle() {
         if i != 0 && i != 1 {
-            return Err(Error::invalid(
-                format!("{F}.idle"),
-                format!("must be 0 or 1, got {i}"),
-            ));
+            return Err(Error::invalid(format!("{F}.idle"), format!("must be 0 or 1, got {i}")));
         }
     }
     validate_realtime(cpu, v2)
@@ -75,29 +63,16 @@ fn validate_realtime(cpu: &LinuxCpu, v2: bool) -> Result<()> {
     let runtime = cpu.realtime_runtime().filter(|r| *r != 0);
     let period = cpu.realtime_period().filter(|p| *p != 0);
     if v2 && (runtime.is_some() || period.is_some()) {
-        let field = if runtime.is_some() {
-            "realtimeRuntime"
-        } else {
-            "realtimePeriod"
-        };
-        return Err(Error::invalid(
-            format!("{F}.{field}"),
-            "realtime CPU limits exist only on cgroup v1",
-        ));
+        let field = if runtime.is_some() { "realtimeRuntime" } else { "realtimePeriod" };
+        return Err(Error::invalid(format!("{F}.{field}"), "realtime CPU limits exist only on cgroup v1"));
     }
     if let Some(r) = runtime {
         if r < -1 {
-            return Err(Error::invalid(
-                format!("{F}.realtimeRuntime"),
-                format!("must be >= 0 or -1, got {r}"),
-            ));
+            return Err(Error::invalid(format!("{F}.realtimeRuntime"), format!("must be >= 0 or -1, got {r}")));
         }
         if let Some(p) = period {
             if r > 0 && r as u64 > p {
-                return Err(Error::invalid(
-                    format!("{F}.realtimeRuntime"),
-                    format!("{r} exceeds realtimePeriod {p}"),
-                ));
+                return Err(Error::invalid(format!("{F}.realtimeRuntime"), format!("{r} exceeds realtimePeriod {p}")));
             }
         }
     }
@@ -191,58 +166,24 @@ mod tests {
 
     #[test]
     fn v1_quota_period_shares() {
-        let steps = plan_json(
-            &FakeProbe::v1(),
-            r#"{"cpu":{"shares":512,"quota":50000,"period":100000}}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            writes(&steps),
-            vec![
-                "cpu.shares=512",
-                "cpu.cfs_period_us=100000",
-                "cpu.cfs_quota_us=50000"
-            ]
-        );
-        let Step::Write(period) = &steps[1] else {
-            panic!()
-        };
+        let steps = plan_json(&FakeProbe::v1(), r#"{"cpu":{"shares":512,"quota":50000,"period":100000}}"#).unwrap();
+        assert_eq!(writes(&steps), vec!["cpu.shares=512", "cpu.cfs_period_us=100000", "cpu.cfs_quota_us=50000"]);
+        let Step::Write(period) = &steps[1] else { panic!() };
         assert!(period.retry_last_on_einval);
     }
 
     #[test]
     fn v1_unlimited_quota_and_realtime() {
-        let steps = plan_json(
-            &FakeProbe::v1(),
-            r#"{"cpu":{"quota":-1,"realtimePeriod":1000000,"realtimeRuntime":950000}}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            writes(&steps),
-            vec![
-                "cpu.cfs_quota_us=-1",
-                "cpu.rt_period_us=1000000",
-                "cpu.rt_runtime_us=950000"
-            ]
-        );
+        let steps =
+            plan_json(&FakeProbe::v1(), r#"{"cpu":{"quota":-1,"realtimePeriod":1000000,"realtimeRuntime":950000}}"#).unwrap();
+        assert_eq!(writes(&steps), vec!["cpu.cfs_quota_us=-1", "cpu.rt_period_us=1000000", "cpu.rt_runtime_us=950000"]);
     }
 
     #[test]
     fn v2_weight_and_max() {
         let p = FakeProbe::v2();
-        let steps = plan_json(
-            &p,
-            r#"{"cpu":{"shares":1024,"quota":50000,"period":100000,"burst":1000}}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            writes(&steps),
-            vec![
-                "cpu.weight=100",
-                "cpu.max=50000 100000",
-                "cpu.max.burst=1000"
-            ]
-        );
+        let steps = plan_json(&p, r#"{"cpu":{"shares":1024,"quota":50000,"period":100000,"burst":1000}}"#).unwrap();
+        assert_eq!(writes(&steps), vec!["cpu.weight=100", "cpu.max=50000 100000", "cpu.max.burst=1000"]);
         let steps = plan_json(&p, r#"{"cpu":{"quota":-1}}"#).unwrap();
         assert_eq!(writes(&steps), vec!["cpu.max=max"]);
     }
@@ -257,45 +198,25 @@ mod tests {
 
     #[test]
     fn idle_skips_shares_and_missing_burst_file_is_skipped() {
-        let steps = plan_json(
-            &FakeProbe::v1(),
-            r#"{"cpu":{"idle":1,"shares":512,"burst":5}}"#,
-        )
-        .unwrap();
+        let steps = plan_json(&FakeProbe::v1(), r#"{"cpu":{"idle":1,"shares":512,"burst":5}}"#).unwrap();
         assert_eq!(writes(&steps), vec!["cpu.idle=1"]);
     }
 
     #[test]
     fn invalid_values_name_the_field() {
         let p = FakeProbe::v1();
-        assert_eq!(
-            err(&p, r#"{"cpu":{"quota":0}}"#),
-            "linux.resources.cpu.quota: must be > 0 or -1, got 0"
-        );
-        assert_eq!(
-            err(&p, r#"{"cpu":{"quota":-5}}"#),
-            "linux.resources.cpu.quota: must be > 0 or -1, got -5"
-        );
-        assert!(err(&p, r#"{"cpu":{"quota":999}}"#)
-            .starts_with("linux.resources.cpu.quota: must be at least 1000"));
+        assert_eq!(err(&p, r#"{"cpu":{"quota":0}}"#), "linux.resources.cpu.quota: must be > 0 or -1, got 0");
+        assert_eq!(err(&p, r#"{"cpu":{"quota":-5}}"#), "linux.resources.cpu.quota: must be > 0 or -1, got -5");
+        assert!(err(&p, r#"{"cpu":{"quota":999}}"#).starts_with("linux.resources.cpu.quota: must be at least 1000"));
         assert_eq!(
             err(&p, r#"{"cpu":{"period":999}}"#),
             "linux.resources.cpu.period: must be between 1000 and 1000000 (us), got 999"
         );
         assert!(err(&p, r#"{"cpu":{"period":1000001}}"#).starts_with("linux.resources.cpu.period:"));
-        assert_eq!(
-            err(&p, r#"{"cpu":{"shares":1}}"#),
-            "linux.resources.cpu.shares: must be between 2 and 262144, got 1"
-        );
-        assert_eq!(
-            err(&p, r#"{"cpu":{"idle":2}}"#),
-            "linux.resources.cpu.idle: must be 0 or 1, got 2"
-        );
-        assert!(err(
-            &p,
-            r#"{"cpu":{"realtimePeriod":1000,"realtimeRuntime":2000}}"#
-        )
-        .starts_with("linux.resources.cpu.realtimeRuntime:"));
+        assert_eq!(err(&p, r#"{"cpu":{"shares":1}}"#), "linux.resources.cpu.shares: must be between 2 and 262144, got 1");
+        assert_eq!(err(&p, r#"{"cpu":{"idle":2}}"#), "linux.resources.cpu.idle: must be 0 or 1, got 2");
+        assert!(err(&p, r#"{"cpu":{"realtimePeriod":1000,"realtimeRuntime":2000}}"#)
+            .starts_with("linux.resources.cpu.realtimeRuntime:"));
         assert_eq!(
             err(&FakeProbe::v2(), r#"{"cpu":{"realtimeRuntime":1000}}"#),
             "linux.resources.cpu.realtimeRuntime: realtime CPU limits exist only on cgroup v1"

@@ -35,13 +35,7 @@ fn check(value: &str, name: &str, what: &str, online: Option<String>) -> Result<
     if missing.is_empty() {
         return Ok(());
     }
-    Err(Error::invalid(
-        field,
-        format!(
-            "{value:?} names {what} {} that are not online (online: {online})",
-            format_list(&missing)
-        ),
-    ))
+    Err(Error::invalid(field, format!("{value:?} names {what} {} that are not online (online: {online})", format_list(&missing))))
 }
 
 /// Parse the kernel's list format: "0-3,5,7-8".
@@ -50,10 +44,7 @@ pub(crate) fn parse_list(s: &str) -> std::result::Result<BTreeSet<u32>, String> 
     for part in s.trim().split(',').map(str::trim) {
         let bad = || format!("{s:?} is not a list like \"0-3,5\"");
         let (lo, hi) = match part.split_once('-') {
-            Some((a, b)) => (
-                a.parse::<u32>().map_err(|_| bad())?,
-                b.parse::<u32>().map_err(|_| bad())?,
-            ),
+            Some((a, b)) => (a.parse::<u32>().map_err(|_| bad())?, b.parse::<u32>().map_err(|_| bad())?),
             None => {
                 let n = part.parse::<u32>().map_err(|_| bad())?;
                 (n, n)
@@ -76,11 +67,7 @@ pub(crate) fn format_list(set: &BTreeSet<u32>) -> String {
         while iter.peek() == Some(&(end + 1)) {
             end = iter.next().unwrap_or(end);
         }
-        parts.push(if start == end {
-            start.to_string()
-        } else {
-            format!("{start}-{end}")
-        });
+        parts.push(if start == end { start.to_string() } else { format!("{start}-{end}") });
     }
     parts.join(",")
 }
@@ -118,7 +105,6 @@ mod tests {
             err(&p, r#"{"cpu":{"mems":"1"}}"#),
             "linux.resources.cpu.mems: \"1\" names memory nodes 1 that are not online (online: 0)"
         );
-        assert!(err(&p, r#"{"cpu":{"cpus":"x"}}"#)
-            .starts_with("linux.resources.cpu.cpus: \"x\" is not a list"));
+        assert!(err(&p, r#"{"cpu":{"cpus":"x"}}"#).starts_with("linux.resources.cpu.cpus: \"x\" is not a list"));
     }
 }

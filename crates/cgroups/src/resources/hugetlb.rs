@@ -17,30 +17,16 @@ pub(super) fn plan(p: &mut Planner, limits: &[LinuxHugepageLimit]) -> Result<()>
         let field = format!("linux.resources.hugepageLimits[{i}]");
         let size = l.page_size();
         let (file, rsvd) = if p.v2() {
-            (
-                format!("hugetlb.{size}.max"),
-                format!("hugetlb.{size}.rsvd.max"),
-            )
+            (format!("hugetlb.{size}.max"), format!("hugetlb.{size}.rsvd.max"))
         } else {
-            (
-                format!("hugetlb.{size}.limit_in_bytes"),
-                format!("hugetlb.{size}.rsvd.limit_in_bytes"),
-            )
+            (format!("hugetlb.{size}.limit_in_bytes"), format!("hugetlb.{size}.rsvd.limit_in_bytes"))
         };
         if size.is_empty() || size.contains('/') || !p.exists("hugetlb", &file) {
-            return Err(Error::invalid(
-                format!("{field}.pageSize"),
-                format!("{size:?} is not a huge page size this kernel has"),
-            ));
+            return Err(Error::invalid(format!("{field}.pageSize"), format!("{size:?} is not a huge page size this kernel has")));
         }
         let value = match l.limit() {
             -1 if p.v2() => "max".to_string(),
-            v if v < -1 => {
-                return Err(Error::invalid(
-                    format!("{field}.limit"),
-                    format!("must be >= 0 or -1, got {v}"),
-                ))
-            }
+            v if v < -1 => return Err(Error::invalid(format!("{field}.limit"), format!("must be >= 0 or -1, got {v}"))),
             v => v.to_string(),
         };
         planned.push((file, rsvd, value));
@@ -61,21 +47,10 @@ mod tests {
 
     #[test]
     fn sizes_and_files() {
-        let steps = plan_json(
-            &FakeProbe::v1(),
-            r#"{"hugepageLimits":[{"pageSize":"2MB","limit":4194304}]}"#,
-        )
-        .unwrap();
+        let steps = plan_json(&FakeProbe::v1(), r#"{"hugepageLimits":[{"pageSize":"2MB","limit":4194304}]}"#).unwrap();
         assert_eq!(writes(&steps), vec!["hugetlb.2MB.limit_in_bytes=4194304"]);
-        let steps = plan_json(
-            &FakeProbe::v2(),
-            r#"{"hugepageLimits":[{"pageSize":"2MB","limit":-1}]}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            writes(&steps),
-            vec!["hugetlb.2MB.max=max", "hugetlb.2MB.rsvd.max=max"]
-        );
+        let steps = plan_json(&FakeProbe::v2(), r#"{"hugepageLimits":[{"pageSize":"2MB","limit":-1}]}"#).unwrap();
+        assert_eq!(writes(&steps), vec!["hugetlb.2MB.max=max", "hugetlb.2MB.rsvd.max=max"]);
         assert_eq!(
             err(&FakeProbe::v1(), r#"{"hugepageLimits":[{"pageSize":"3MB","limit":1}]}"#),
             "linux.resources.hugepageLimits[0].pageSize: \"3MB\" is not a huge page size this kernel has"

@@ -23,19 +23,14 @@ pub(super) fn plan(p: &mut Planner, m: &LinuxMemory) -> Result<()> {
     };
     if let Some(s) = m.swappiness() {
         if s > 100 {
-            return Err(Error::invalid(
-                format!("{F}.swappiness"),
-                format!("must be between 0 and 100, got {s}"),
-            ));
+            return Err(Error::invalid(format!("{F}.swappiness"), format!("must be between 0 and 100, got {s}")));
         }
     }
     if m.kernel().is_some() {
         tracing::warn!("{F}.kernel ignored: kernel memory limits are deprecated and not enforced");
     }
     if m.kernel_tcp().is_some() {
-        tracing::warn!(
-            "{F}.kernelTCP ignored: kernel memory limits are deprecated and not enforced"
-        );
+        tracing::warn!("{F}.kernelTCP ignored: kernel memory limits are deprecated and not enforced");
     }
     let wanted = v.limit.is_some()
         || v.reservation.is_some()
@@ -58,10 +53,7 @@ pub(super) fn plan(p: &mut Planner, m: &LinuxMemory) -> Result<()> {
 fn bytes(value: Option<i64>, name: &str) -> Result<Option<i64>> {
     match value {
         None | Some(0) => Ok(None),
-        Some(v) if v < -1 => Err(Error::invalid(
-            format!("{F}.{name}"),
-            format!("must be > 0 or -1, got {v}"),
-        )),
+        Some(v) if v < -1 => Err(Error::invalid(format!("{F}.{name}"), format!("must be > 0 or -1, got {v}"))),
         Some(v) => Ok(Some(v)),
     }
 }
@@ -72,20 +64,12 @@ fn check_usage(p: &Planner, limit: Option<i64>) -> Result<()> {
     let Some(limit) = limit.filter(|l| *l > 0) else {
         return Ok(());
     };
-    let file = if p.v2() {
-        "memory.current"
-    } else {
-        "memory.usage_in_bytes"
-    };
-    let usage = p
-        .probe
-        .read("memory", file)
-        .and_then(|s| s.parse::<u64>().ok());
+    let file = if p.v2() { "memory.current" } else { "memory.usage_in_bytes" };
+    let usage = p.probe.read("memory", file).and_then(|s| s.parse::<u64>().ok());
     match usage {
-        Some(usage) if (limit as u64) < usage => Err(Error::invalid(
-            format!("{F}.limit"),
-            format!("{limit} is below the current usage of {usage} bytes"),
-        )),
+        Some(usage) if (limit as u64) < usage => {
+            Err(Error::invalid(format!("{F}.limit"), format!("{limit} is below the current usage of {usage} bytes")))
+        }
         _ => Ok(()),
     }
 }
@@ -101,25 +85,12 @@ fn plan_v1(p: &mut Planner, m: &LinuxMemory, v: &Values) -> Result<()> {
         tracing::warn!("{F}.swap ignored: swap accounting is off in this kernel (no memory.memsw.limit_in_bytes)");
         swap = None;
     }
-    let current_limit = p
-        .probe
-        .read("memory", "memory.limit_in_bytes")
-        .and_then(|s| s.parse::<u64>().ok());
+    let current_limit = p.probe.read("memory", "memory.limit_in_bytes").and_then(|s| s.parse::<u64>().ok());
     if let Some(s) = swap.filter(|s| *s > 0) {
-        let effective = v
-            .limit
-            .map(|l| if l == -1 { u64::MAX } else { l as u64 })
-            .or(current_limit);
+        let effective = v.limit.map(|l| if l == -1 { u64::MAX } else { l as u64 }).or(current_limit);
         if let Some(l) = effective.filter(|l| (s as u64) < *l) {
-            let l = if l >= i64::MAX as u64 - 4096 {
-                "unlimited".to_string()
-            } else {
-                l.to_string()
-            };
-            return Err(Error::invalid(
-                format!("{F}.swap"),
-                format!("{s} is below the memory limit {l} (swap is memory+swap)"),
-            ));
+            let l = if l >= i64::MAX as u64 - 4096 { "unlimited".to_string() } else { l.to_string() };
+            return Err(Error::invalid(format!("{F}.swap"), format!("{s} is below the memory limit {l} (swap is memory+swap)")));
         }
     }
     plan_v1_limits(p, v.limit, swap, current_limit);
@@ -144,12 +115,7 @@ fn plan_v1(p: &mut Planner, m: &LinuxMemory, v: &Values) -> Result<()> {
 
 /// The kernel keeps memsw >= memory at every moment, so the order depends on the direction:
 /// growing the total goes memsw first, shrinking goes memory first.
-fn plan_v1_limits(
-    p: &mut Planner,
-    limit: Option<i64>,
-    swap: Option<i64>,
-    current_limit: Option<u64>,
-) {
+fn plan_v1_limits(p: &mut Planner, limit: Option<i64>, swap: Option<i64>, current_limit: Option<u64>) {
     let swap_first = match (limit, swap) {
         (Some(_), Some(s)) => s == -1 || current_limit.is_some_and(|cur| cur < s as u64),
         _ => false,
@@ -211,10 +177,7 @@ fn v2_swap(v: &Values) -> Result<Option<i64>> {
             }
             Ok(Some(s - l))
         }
-        (Some(_), _) => Err(Error::invalid(
-            format!("{F}.swap"),
-            "needs a memory limit on cgroup v2 (swap.max = swap - limit)",
-        )),
+        (Some(_), _) => Err(Error::invalid(format!("{F}.swap"), "needs a memory limit on cgroup v2 (swap.max = swap - limit)")),
     }
 }
 
@@ -236,30 +199,15 @@ mod tests {
         let mut p = FakeProbe::v1();
         p.set("memory/memory.limit_in_bytes", "104857600");
         let grow = plan_json(&p, r#"{"memory":{"limit":209715200,"swap":314572800}}"#).unwrap();
-        assert_eq!(
-            writes(&grow),
-            vec![
-                "memory.memsw.limit_in_bytes=314572800",
-                "memory.limit_in_bytes=209715200"
-            ]
-        );
+        assert_eq!(writes(&grow), vec!["memory.memsw.limit_in_bytes=314572800", "memory.limit_in_bytes=209715200"]);
         let shrink = plan_json(&p, r#"{"memory":{"limit":10485760,"swap":20971520}}"#).unwrap();
-        assert_eq!(
-            writes(&shrink),
-            vec![
-                "memory.limit_in_bytes=10485760",
-                "memory.memsw.limit_in_bytes=20971520"
-            ]
-        );
+        assert_eq!(writes(&shrink), vec!["memory.limit_in_bytes=10485760", "memory.memsw.limit_in_bytes=20971520"]);
     }
 
     #[test]
     fn v1_unlimited_memory_means_unlimited_swap() {
         let steps = plan_json(&FakeProbe::v1(), r#"{"memory":{"limit":-1}}"#).unwrap();
-        assert_eq!(
-            writes(&steps),
-            vec!["memory.memsw.limit_in_bytes=-1", "memory.limit_in_bytes=-1"]
-        );
+        assert_eq!(writes(&steps), vec!["memory.memsw.limit_in_bytes=-1", "memory.limit_in_bytes=-1"]);
     }
 
     #[test]
@@ -269,14 +217,7 @@ mod tests {
             r#"{"memory":{"reservation":1048576,"swappiness":0,"disableOOMKiller":true,"useHierarchy":true,"kernel":5,"kernelTCP":5}}"#,
         )
         .unwrap();
-        assert_eq!(
-            writes(&steps),
-            vec![
-                "memory.soft_limit_in_bytes=1048576",
-                "memory.swappiness=0",
-                "memory.oom_control=1"
-            ]
-        );
+        assert_eq!(writes(&steps), vec!["memory.soft_limit_in_bytes=1048576", "memory.swappiness=0", "memory.oom_control=1"]);
     }
 
     #[test]
@@ -290,24 +231,10 @@ mod tests {
     #[test]
     fn v2_swap_is_total_minus_limit() {
         let p = FakeProbe::v2();
-        let steps = plan_json(
-            &p,
-            r#"{"memory":{"limit":20971520,"swap":31457280,"reservation":-1}}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            writes(&steps),
-            vec![
-                "memory.swap.max=10485760",
-                "memory.max=20971520",
-                "memory.low=max"
-            ]
-        );
+        let steps = plan_json(&p, r#"{"memory":{"limit":20971520,"swap":31457280,"reservation":-1}}"#).unwrap();
+        assert_eq!(writes(&steps), vec!["memory.swap.max=10485760", "memory.max=20971520", "memory.low=max"]);
         let steps = plan_json(&p, r#"{"memory":{"limit":-1}}"#).unwrap();
-        assert_eq!(
-            writes(&steps),
-            vec!["memory.swap.max=max", "memory.max=max"]
-        );
+        assert_eq!(writes(&steps), vec!["memory.swap.max=max", "memory.max=max"]);
         assert_eq!(
             err(&p, r#"{"memory":{"swap":31457280}}"#),
             "linux.resources.memory.swap: needs a memory limit on cgroup v2 (swap.max = swap - limit)"
@@ -321,10 +248,7 @@ mod tests {
             err(&p, r#"{"memory":{"swappiness":101}}"#),
             "linux.resources.memory.swappiness: must be between 0 and 100, got 101"
         );
-        assert_eq!(
-            err(&p, r#"{"memory":{"limit":-2}}"#),
-            "linux.resources.memory.limit: must be > 0 or -1, got -2"
-        );
+        assert_eq!(err(&p, r#"{"memory":{"limit":-2}}"#), "linux.resources.memory.limit: must be > 0 or -1, got -2");
         assert_eq!(
             err(&p, r#"{"memory":{"limit":20971520,"swap":10485760}}"#),
             "linux.resources.memory.swap: 10485760 is below the memory limit 20971520 (swap is memory+swap)"

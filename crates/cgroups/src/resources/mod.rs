@@ -92,25 +92,15 @@ impl Planner<'_> {
         if self.probe.has_controller(controller) {
             return Ok(());
         }
-        let where_ = if self.v2() {
-            "enabled for this cgroup"
-        } else {
-            "mounted"
-        };
-        Err(Error::invalid(
-            field,
-            format!("the {controller} controller is not {where_}"),
-        ))
+        let where_ = if self.v2() { "enabled for this cgroup" } else { "mounted" };
+        Err(Error::invalid(field, format!("the {controller} controller is not {where_}")))
     }
 }
 
 /// Validate everything and return the writes, in order. Typed fields come first, then
 /// `unified` (so its raw values win, as in runc), then devices (the step that cannot be undone).
 pub(crate) fn plan(r: &LinuxResources, probe: &dyn Probe) -> Result<Vec<Step>> {
-    let mut p = Planner {
-        probe,
-        steps: Vec::new(),
-    };
+    let mut p = Planner { probe, steps: Vec::new() };
     if let Some(c) = r.cpu() {
         cpu::plan(&mut p, c)?;
         cpuset::plan(&mut p, c)?;
@@ -164,8 +154,8 @@ pub(crate) mod fake {
             let mut p = FakeProbe {
                 v2: false,
                 controllers: vec![
-                    "cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "devices", "freezer",
-                    "hugetlb", "net_cls", "net_prio", "rdma",
+                    "cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "devices", "freezer", "hugetlb", "net_cls",
+                    "net_prio", "rdma",
                 ],
                 files: BTreeMap::new(),
                 cpus: "0-3",
@@ -276,41 +266,29 @@ pub(crate) mod tests {
     }
 
     pub fn err(probe: &FakeProbe, json: &str) -> String {
-        plan_json(probe, json)
-            .expect_err("expected a validation error")
-            .to_string()
+        plan_json(probe, json).expect_err("expected a validation error").to_string()
     }
 
     #[test]
     fn validation_error_means_no_writes_at_all() {
         // cpu is valid, memory is not: nothing may be planned.
-        let e = err(
-            &FakeProbe::v1(),
-            r#"{"cpu":{"shares":512},"memory":{"swappiness":101}}"#,
-        );
-        assert_eq!(
-            e,
-            "linux.resources.memory.swappiness: must be between 0 and 100, got 101"
-        );
+        let e = err(&FakeProbe::v1(), r#"{"cpu":{"shares":512},"memory":{"swappiness":101}}"#);
+        assert_eq!(e, "linux.resources.memory.swappiness: must be between 0 and 100, got 101");
     }
 
     #[test]
     fn unified_comes_after_typed_fields_and_devices_last() {
         let p = FakeProbe::v2();
-        let steps = plan_json(&p, r#"{"devices":[{"allow":false,"access":"rwm"}],"unified":{"cpu.weight":"7"},"cpu":{"shares":1024}}"#).unwrap();
-        assert_eq!(
-            writes(&steps),
-            vec!["cpu.weight=100", "cpu.weight=7", "<bpf 1 rules>"]
-        );
+        let steps =
+            plan_json(&p, r#"{"devices":[{"allow":false,"access":"rwm"}],"unified":{"cpu.weight":"7"},"cpu":{"shares":1024}}"#)
+                .unwrap();
+        assert_eq!(writes(&steps), vec!["cpu.weight=100", "cpu.weight=7", "<bpf 1 rules>"]);
     }
 
     #[test]
     fn missing_controller_is_named() {
         let mut p = FakeProbe::v1();
         p.controllers.retain(|c| *c != "pids");
-        assert_eq!(
-            err(&p, r#"{"pids":{"limit":5}}"#),
-            "linux.resources.pids: the pids controller is not mounted"
-        );
+        assert_eq!(err(&p, r#"{"pids":{"limit":5}}"#), "linux.resources.pids: the pids controller is not mounted");
     }
 }

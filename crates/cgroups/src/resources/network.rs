@@ -14,18 +14,12 @@ pub(super) fn plan(p: &mut Planner, n: &LinuxNetwork) -> Result<()> {
         return Ok(());
     }
     if p.v2() {
-        return Err(Error::invalid(
-            F,
-            "net_cls and net_prio are cgroup v1 controllers; this host uses cgroup v2",
-        ));
+        return Err(Error::invalid(F, "net_cls and net_prio are cgroup v1 controllers; this host uses cgroup v2"));
     }
     for (i, prio) in priorities.iter().enumerate() {
         let name = prio.name();
         if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == '/') {
-            return Err(Error::invalid(
-                format!("{F}.priorities[{i}].name"),
-                format!("{name:?} is not an interface name"),
-            ));
+            return Err(Error::invalid(format!("{F}.priorities[{i}].name"), format!("{name:?} is not an interface name")));
         }
     }
     if let Some(id) = n.class_id() {
@@ -36,11 +30,7 @@ pub(super) fn plan(p: &mut Planner, n: &LinuxNetwork) -> Result<()> {
         p.require("net_prio", &format!("{F}.priorities"))?;
     }
     for prio in priorities {
-        p.entry(
-            "net_prio",
-            "net_prio.ifpriomap",
-            format!("{} {}", prio.name(), prio.priority()),
-        );
+        p.entry("net_prio", "net_prio.ifpriomap", format!("{} {}", prio.name(), prio.priority()));
     }
     Ok(())
 }
@@ -54,17 +44,10 @@ mod tests {
     fn classid_and_priorities() {
         let json = r#"{"network":{"classID":1048577,"priorities":[{"name":"eth0","priority":5}]}}"#;
         let steps = plan_json(&FakeProbe::v1(), json).unwrap();
-        assert_eq!(
-            writes(&steps),
-            vec!["net_cls.classid=1048577", "net_prio.ifpriomap=eth0 5"]
-        );
-        assert!(err(&FakeProbe::v2(), json)
-            .starts_with("linux.resources.network: net_cls and net_prio are cgroup v1"));
+        assert_eq!(writes(&steps), vec!["net_cls.classid=1048577", "net_prio.ifpriomap=eth0 5"]);
+        assert!(err(&FakeProbe::v2(), json).starts_with("linux.resources.network: net_cls and net_prio are cgroup v1"));
         let mut p = FakeProbe::v1();
         p.controllers.retain(|c| *c != "net_cls");
-        assert_eq!(
-            err(&p, json),
-            "linux.resources.network.classID: the net_cls controller is not mounted"
-        );
+        assert_eq!(err(&p, json), "linux.resources.network.classID: the net_cls controller is not mounted");
     }
 }

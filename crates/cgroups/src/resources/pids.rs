@@ -8,10 +8,7 @@ use crate::error::{Error, Result};
 pub(super) fn plan(p: &mut Planner, pids: &LinuxPids) -> Result<()> {
     let limit = pids.limit();
     if limit < -1 {
-        return Err(Error::invalid(
-            "linux.resources.pids.limit",
-            format!("must be > 0, or 0 or -1 for no limit, got {limit}"),
-        ));
+        return Err(Error::invalid("linux.resources.pids.limit", format!("must be > 0, or 0 or -1 for no limit, got {limit}")));
     }
     p.require("pids", "linux.resources.pids")?;
     if limit > 0 {
@@ -34,10 +31,7 @@ mod tests {
             (r#"{"pids":{"limit":0}}"#, "pids.max=max"),
             (r#"{"pids":{"limit":-1}}"#, "pids.max=max"),
         ] {
-            assert_eq!(
-                writes(&plan_json(&FakeProbe::v2(), json).unwrap()),
-                vec![want]
-            );
+            assert_eq!(writes(&plan_json(&FakeProbe::v2(), json).unwrap()), vec![want]);
         }
         assert_eq!(
             err(&FakeProbe::v1(), r#"{"pids":{"limit":-2}}"#),

@@ -20,10 +20,7 @@ impl<'a> LiveProbe<'a> {
             Layout::V2 { dir } => v2::controllers(&dir.path, "cgroup.controllers"),
             Layout::V1 { .. } => BTreeSet::new(),
         };
-        LiveProbe {
-            layout,
-            v2_controllers,
-        }
+        LiveProbe { layout, v2_controllers }
     }
 
     fn dir(&self, controller: &str) -> Option<&Path> {

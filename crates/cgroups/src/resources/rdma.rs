@@ -14,19 +14,12 @@ pub(super) fn plan(p: &mut Planner, rdma: &HashMap<String, LinuxRdma>) -> Result
     let mut lines = Vec::new();
     for (dev, l) in devices {
         if dev.is_empty() || dev.contains(char::is_whitespace) {
-            return Err(Error::invalid(
-                "linux.resources.rdma",
-                format!("{dev:?} is not an RDMA device name"),
-            ));
+            return Err(Error::invalid("linux.resources.rdma", format!("{dev:?} is not an RDMA device name")));
         }
         if l.hca_handles().is_none() && l.hca_objects().is_none() {
             continue;
         }
-        lines.push(format!(
-            "{dev} hca_handle={} hca_object={}",
-            limit(l.hca_handles()),
-            limit(l.hca_objects())
-        ));
+        lines.push(format!("{dev} hca_handle={} hca_object={}", limit(l.hca_handles()), limit(l.hca_objects())));
     }
     if !lines.is_empty() {
         p.require("rdma", "linux.resources.rdma")?;
@@ -44,17 +37,12 @@ mod tests {
 
     #[test]
     fn rdma_lines() {
-        let steps = plan_json(
-            &FakeProbe::v2(),
-            r#"{"rdma":{"mlx5_1":{"hcaHandles":3},"mlx4_0":{"hcaHandles":2,"hcaObjects":100}}}"#,
-        )
-        .unwrap();
+        let steps =
+            plan_json(&FakeProbe::v2(), r#"{"rdma":{"mlx5_1":{"hcaHandles":3},"mlx4_0":{"hcaHandles":2,"hcaObjects":100}}}"#)
+                .unwrap();
         assert_eq!(
             writes(&steps),
-            vec![
-                "rdma.max=mlx4_0 hca_handle=2 hca_object=100",
-                "rdma.max=mlx5_1 hca_handle=3 hca_object=max"
-            ]
+            vec!["rdma.max=mlx4_0 hca_handle=2 hca_object=100", "rdma.max=mlx5_1 hca_handle=3 hca_object=max"]
         );
     }
 }

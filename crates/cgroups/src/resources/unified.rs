@@ -7,23 +7,14 @@ use super::Planner;
 use crate::error::{Error, Result};
 
 /// Files that change the cgroup's membership or state rather than a limit.
-const NOT_RESOURCES: &[&str] = &[
-    "cgroup.procs",
-    "cgroup.threads",
-    "cgroup.kill",
-    "cgroup.freeze",
-    "cgroup.subtree_control",
-];
+const NOT_RESOURCES: &[&str] = &["cgroup.procs", "cgroup.threads", "cgroup.kill", "cgroup.freeze", "cgroup.subtree_control"];
 
 pub(super) fn plan(p: &mut Planner, unified: &HashMap<String, String>) -> Result<()> {
     if unified.is_empty() {
         return Ok(());
     }
     if !p.v2() {
-        return Err(Error::invalid(
-            "linux.resources.unified",
-            "needs cgroup v2; this host uses cgroup v1",
-        ));
+        return Err(Error::invalid("linux.resources.unified", "needs cgroup v2; this host uses cgroup v1"));
     }
     let mut keys: Vec<&String> = unified.keys().collect();
     keys.sort();
@@ -59,11 +50,7 @@ mod tests {
 
     #[test]
     fn known_keys_are_written_sorted() {
-        let steps = plan_json(
-            &FakeProbe::v2(),
-            r#"{"unified":{"memory.max":"1G","cpu.weight":"7"}}"#,
-        )
-        .unwrap();
+        let steps = plan_json(&FakeProbe::v2(), r#"{"unified":{"memory.max":"1G","cpu.weight":"7"}}"#).unwrap();
         assert_eq!(writes(&steps), vec!["cpu.weight=7", "memory.max=1G"]);
     }
 
@@ -78,10 +65,7 @@ mod tests {
             err(&p, r#"{"unified":{"misc.max":"1"}}"#),
             "linux.resources.unified.misc.max: the misc controller is not enabled for this cgroup"
         );
-        assert_eq!(
-            err(&p, r#"{"unified":{"../x":"1"}}"#),
-            "linux.resources.unified.../x: is not a cgroup file name"
-        );
+        assert_eq!(err(&p, r#"{"unified":{"../x":"1"}}"#), "linux.resources.unified.../x: is not a cgroup file name");
         assert_eq!(
             err(&p, r#"{"unified":{"cgroup.procs":"1"}}"#),
             "linux.resources.unified.cgroup.procs: is not a resource limit"

@@ -152,9 +152,7 @@ fn read_num(path: &Path, max_value: u64) -> u64 {
 }
 
 fn read_keyed(path: &Path) -> BTreeMap<String, u64> {
-    crate::fs::read(path)
-        .map(|s| parse_flat_keyed(&s))
-        .unwrap_or_default()
+    crate::fs::read(path).map(|s| parse_flat_keyed(&s)).unwrap_or_default()
 }
 
 /// "8:0" -> (8, 0)
@@ -169,9 +167,7 @@ mod tests {
 
     #[test]
     fn flat_keyed() {
-        let m = parse_flat_keyed(
-            "nr_periods 10\nnr_throttled 4\nthrottled_time 123\nbogus\nsome avg10=0.00\n",
-        );
+        let m = parse_flat_keyed("nr_periods 10\nnr_throttled 4\nthrottled_time 123\nbogus\nsome avg10=0.00\n");
         assert_eq!(m.get("nr_periods"), Some(&10));
         assert_eq!(m.get("throttled_time"), Some(&123));
         assert_eq!(m.len(), 3);
@@ -182,18 +178,10 @@ mod tests {
         let mut s = Stats::default();
         s.cpu.throttling.throttled_periods = 3;
         s.memory.kernel_tcp.limit = 1;
-        s.blkio.io_service_bytes_recursive.push(BlkioEntry {
-            major: 8,
-            minor: 0,
-            op: "Read".into(),
-            value: 5,
-        });
+        s.blkio.io_service_bytes_recursive.push(BlkioEntry { major: 8, minor: 0, op: "Read".into(), value: 5 });
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["cpu"]["throttling"]["throttledPeriods"], 3);
-        assert!(
-            v["cpu"]["usage"].get("total").is_none(),
-            "zero total is omitted"
-        );
+        assert!(v["cpu"]["usage"].get("total").is_none(), "zero total is omitted");
         assert_eq!(v["cpu"]["usage"]["kernel"], 0);
         assert_eq!(v["memory"]["kernelTCP"]["limit"], 1);
         assert_eq!(v["blkio"]["ioServiceBytesRecursive"][0]["op"], "Read");

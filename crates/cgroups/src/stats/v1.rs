@@ -61,13 +61,7 @@ fn clock_ticks() -> u64 {
 }
 
 fn read_list(path: &Path) -> Vec<u64> {
-    fs::read(path)
-        .map(|s| {
-            s.split_whitespace()
-                .filter_map(|n| n.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
+    fs::read(path).map(|s| s.split_whitespace().filter_map(|n| n.parse().ok()).collect()).unwrap_or_default()
 }
 
 fn memory(d: &Path, s: &mut Stats) {
@@ -91,10 +85,8 @@ fn blkio(d: &Path, s: &mut Stats) {
         .into_iter()
         .find(|p| d.join(format!("{p}io_serviced_recursive")).exists())
         .unwrap_or("blkio.throttle.");
-    s.blkio.io_service_bytes_recursive =
-        blkio_entries(&d.join(format!("{prefix}io_service_bytes_recursive")));
-    s.blkio.io_serviced_recursive =
-        blkio_entries(&d.join(format!("{prefix}io_serviced_recursive")));
+    s.blkio.io_service_bytes_recursive = blkio_entries(&d.join(format!("{prefix}io_service_bytes_recursive")));
+    s.blkio.io_serviced_recursive = blkio_entries(&d.join(format!("{prefix}io_serviced_recursive")));
 }
 
 /// "8:0 Read 4096" lines; the "Total" lines are dropped.
@@ -104,12 +96,7 @@ pub(crate) fn parse_blkio(text: &str) -> Vec<BlkioEntry> {
             let f: Vec<&str> = l.split_whitespace().collect();
             let [dev, op, value] = f[..] else { return None };
             let (major, minor) = parse_dev(dev)?;
-            Some(BlkioEntry {
-                major,
-                minor,
-                op: op.to_string(),
-                value: value.parse().ok()?,
-            })
+            Some(BlkioEntry { major, minor, op: op.to_string(), value: value.parse().ok()? })
         })
         .collect()
 }
@@ -139,11 +126,7 @@ pub(crate) fn hugetlb_sizes(d: &Path, suffix: &str) -> Vec<String> {
     };
     let mut sizes: Vec<String> = entries
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter_map(|n| {
-            n.strip_prefix("hugetlb.")?
-                .strip_suffix(suffix)
-                .map(str::to_string)
-        })
+        .filter_map(|n| n.strip_prefix("hugetlb.")?.strip_suffix(suffix).map(str::to_string))
         .filter(|s| !s.contains('.'))
         .collect();
     sizes.sort();
@@ -151,17 +134,12 @@ pub(crate) fn hugetlb_sizes(d: &Path, suffix: &str) -> Vec<String> {
 }
 
 pub(crate) fn oom_kill_count(layout: &Layout) -> Result<u64> {
-    let d = layout
-        .v1_dir("memory")
-        .ok_or_else(|| Error::Unsupported("the memory controller is not mounted".into()))?;
+    let d = layout.v1_dir("memory").ok_or_else(|| Error::Unsupported("the memory controller is not mounted".into()))?;
     let file = d.join("memory.oom_control");
     let st = super::parse_flat_keyed(&fs::read(&file)?);
-    st.get("oom_kill").copied().ok_or_else(|| {
-        Error::parse(
-            file.display().to_string(),
-            "no oom_kill line (kernel older than 4.13?)",
-        )
-    })
+    st.get("oom_kill")
+        .copied()
+        .ok_or_else(|| Error::parse(file.display().to_string(), "no oom_kill line (kernel older than 4.13?)"))
 }
 
 #[cfg(test)]
@@ -172,15 +150,7 @@ mod tests {
     fn blkio_lines() {
         let e = parse_blkio("8:0 Read 4096\n8:0 Write 0\n8:16 Sync 7\nTotal 4103\n");
         assert_eq!(e.len(), 3);
-        assert_eq!(
-            e[0],
-            BlkioEntry {
-                major: 8,
-                minor: 0,
-                op: "Read".into(),
-                value: 4096
-            }
-        );
+        assert_eq!(e[0], BlkioEntry { major: 8, minor: 0, op: "Read".into(), value: 4096 });
         assert_eq!(e[2].minor, 16);
     }
 }

@@ -38,20 +38,13 @@ fn memory(dir: &Path, s: &mut Stats) {
     m.usage.usage = read_num(&dir.join("memory.current"), 0);
     m.usage.limit = read_num(&dir.join("memory.max"), u64::MAX);
     m.usage.max = read_num(&dir.join("memory.peak"), 0);
-    m.usage.failcnt = read_keyed(&dir.join("memory.events"))
-        .get("max")
-        .copied()
-        .unwrap_or(0);
+    m.usage.failcnt = read_keyed(&dir.join("memory.events")).get("max").copied().unwrap_or(0);
     // v1 reported memory+swap; runc keeps that meaning on v2, so add the two.
     if dir.join("memory.swap.current").exists() {
         m.swap.usage = read_num(&dir.join("memory.swap.current"), 0).saturating_add(m.usage.usage);
-        m.swap.limit =
-            read_num(&dir.join("memory.swap.max"), u64::MAX).saturating_add(m.usage.limit);
+        m.swap.limit = read_num(&dir.join("memory.swap.max"), u64::MAX).saturating_add(m.usage.limit);
         m.swap.max = read_num(&dir.join("memory.swap.peak"), 0);
-        m.swap.failcnt = read_keyed(&dir.join("memory.swap.events"))
-            .get("fail")
-            .copied()
-            .unwrap_or(0);
+        m.swap.failcnt = read_keyed(&dir.join("memory.swap.events")).get("fail").copied().unwrap_or(0);
     }
     m.raw = read_keyed(&dir.join("memory.stat"));
     m.cache = m.raw.get("file").copied().unwrap_or(0);
@@ -79,12 +72,7 @@ pub(crate) fn parse_io_stat(text: &str) -> (Vec<BlkioEntry>, Vec<BlkioEntry>) {
                 "wios" => (&mut ios, "Write"),
                 _ => continue,
             };
-            list.push(BlkioEntry {
-                major,
-                minor,
-                op: op.into(),
-                value,
-            });
+            list.push(BlkioEntry { major, minor, op: op.into(), value });
         }
     }
     (bytes, ios)
@@ -94,20 +82,8 @@ fn hugetlb(dir: &Path) -> BTreeMap<String, Hugetlb> {
     let mut out = BTreeMap::new();
     for size in super::v1::hugetlb_sizes(dir, ".max") {
         let f = |suffix: &str| dir.join(format!("hugetlb.{size}.{suffix}"));
-        let failcnt = fs::read(&f("events"))
-            .map(|t| parse_flat_keyed(&t))
-            .unwrap_or_default()
-            .get("max")
-            .copied()
-            .unwrap_or(0);
-        out.insert(
-            size.clone(),
-            Hugetlb {
-                usage: read_num(&f("current"), 0),
-                max: 0,
-                failcnt,
-            },
-        );
+        let failcnt = fs::read(&f("events")).map(|t| parse_flat_keyed(&t)).unwrap_or_default().get("max").copied().unwrap_or(0);
+        out.insert(size.clone(), Hugetlb { usage: read_num(&f("current"), 0), max: 0, failcnt });
     }
     out
 }
@@ -115,9 +91,7 @@ fn hugetlb(dir: &Path) -> BTreeMap<String, Hugetlb> {
 pub(crate) fn oom_kill_count(dir: &Path) -> Result<u64> {
     let file = dir.join("memory.events");
     let ev = parse_flat_keyed(&fs::read(&file)?);
-    ev.get("oom_kill")
-        .copied()
-        .ok_or_else(|| Error::parse(file.display().to_string(), "no oom_kill line"))
+    ev.get("oom_kill").copied().ok_or_else(|| Error::parse(file.display().to_string(), "no oom_kill line"))
 }
 
 #[cfg(test)]
@@ -126,17 +100,10 @@ mod tests {
 
     #[test]
     fn io_stat() {
-        let (b, i) = parse_io_stat("8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n253:1 rbytes=1 wbytes=0 rios=1 wios=0\n");
+        let (b, i) =
+            parse_io_stat("8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n253:1 rbytes=1 wbytes=0 rios=1 wios=0\n");
         assert_eq!(b.len(), 4);
-        assert_eq!(
-            b[1],
-            BlkioEntry {
-                major: 8,
-                minor: 0,
-                op: "Write".into(),
-                value: 8192
-            }
-        );
+        assert_eq!(b[1], BlkioEntry { major: 8, minor: 0, op: "Write".into(), value: 8192 });
         assert_eq!(i[0].value, 1);
         assert_eq!(i.len(), 4);
     }

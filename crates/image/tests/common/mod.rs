@@ -52,20 +52,13 @@ impl Drop for Tmp {
 pub fn mounts_under(dir: &Path) -> Vec<String> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let prefix = dir.to_str().unwrap();
-    info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| m.starts_with(prefix))
-        .map(String::from)
-        .collect()
+    info.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.starts_with(prefix)).map(String::from).collect()
 }
 
 /// A busybox rootfs with one of each kind of entry an import must keep.
 pub fn busybox_rootfs(root: &Path) {
     let bb = Path::new("/bin/busybox");
-    assert!(
-        bb.exists(),
-        "/bin/busybox missing: install Debian's busybox-static"
-    );
+    assert!(bb.exists(), "/bin/busybox missing: install Debian's busybox-static");
     for d in ["bin", "etc", "dev", "root", "usr/bin", "proc", "sys"] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
@@ -87,30 +80,10 @@ pub fn busybox_rootfs(root: &Path) {
     // Device nodes and a fifo.
     let dev = std::fs::File::open(root.join("dev")).unwrap();
     let rw = Mode::from_bits_truncate(0o666);
-    conductor_sys::mount::mknod_at(
-        &dev,
-        "null",
-        SFlag::S_IFCHR,
-        rw,
-        nix::sys::stat::makedev(1, 3),
-    )
-    .unwrap();
-    conductor_sys::mount::mknod_at(
-        &dev,
-        "loop9",
-        SFlag::S_IFBLK,
-        Mode::from_bits_truncate(0o660),
-        nix::sys::stat::makedev(7, 9),
-    )
-    .unwrap();
-    conductor_sys::mount::mknod_at(
-        &dev,
-        "initctl",
-        SFlag::S_IFIFO,
-        Mode::from_bits_truncate(0o600),
-        0,
-    )
-    .unwrap();
+    conductor_sys::mount::mknod_at(&dev, "null", SFlag::S_IFCHR, rw, nix::sys::stat::makedev(1, 3)).unwrap();
+    conductor_sys::mount::mknod_at(&dev, "loop9", SFlag::S_IFBLK, Mode::from_bits_truncate(0o660), nix::sys::stat::makedev(7, 9))
+        .unwrap();
+    conductor_sys::mount::mknod_at(&dev, "initctl", SFlag::S_IFIFO, Mode::from_bits_truncate(0o600), 0).unwrap();
     chmod(&root.join("dev/null"), 0o666);
 }
 
@@ -121,11 +94,7 @@ pub fn chmod(p: &Path, mode: u32) {
 /// A tarball of `root` made by GNU tar (numeric owners), gzipped when `gzip`.
 pub fn tarball(root: &Path, out: &Path, gzip: bool) {
     let mut c = Command::new("tar");
-    c.args(["--numeric-owner", "-C"])
-        .arg(root)
-        .arg(if gzip { "-czf" } else { "-cf" })
-        .arg(out)
-        .arg(".");
+    c.args(["--numeric-owner", "-C"]).arg(root).arg(if gzip { "-czf" } else { "-cf" }).arg(out).arg(".");
     let st = c.status().unwrap();
     assert!(st.success(), "tar failed");
 }

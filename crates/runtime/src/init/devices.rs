@@ -20,8 +20,14 @@ struct Node<'a> {
     gid: u32,
 }
 
-const DEFAULTS: [(&str, u64, u64); 6] =
-    [("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)];
+const DEFAULTS: [(&str, u64, u64); 6] = [
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+];
 
 const LINKS: [(&str, &str); 5] = [
     ("/proc/self/fd", "/dev/fd"),
@@ -81,12 +87,26 @@ fn make(root: &OwnedFd, n: &Node, in_userns: bool) -> Result<()> {
     m::mknod_at(&dir, &name, n.kind, Mode::from_bits_truncate(n.mode & 0o7777), dev).ctx(what)?;
     let path = format!("/proc/self/fd/{}/{name}", std::os::fd::AsRawFd::as_raw_fd(&dir));
     // mknod applies the umask; set the mode exactly.
-    nix::sys::stat::fchmodat(nix::fcntl::AT_FDCWD, path.as_str(), Mode::from_bits_truncate(n.mode & 0o7777), nix::sys::stat::FchmodatFlags::FollowSymlink).ctx(what)?;
-    nix::unistd::fchownat(nix::fcntl::AT_FDCWD, path.as_str(), Some(n.uid.into()), Some(n.gid.into()), nix::fcntl::AtFlags::empty()).ctx(what)
+    nix::sys::stat::fchmodat(
+        nix::fcntl::AT_FDCWD,
+        path.as_str(),
+        Mode::from_bits_truncate(n.mode & 0o7777),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .ctx(what)?;
+    nix::unistd::fchownat(
+        nix::fcntl::AT_FDCWD,
+        path.as_str(),
+        Some(n.uid.into()),
+        Some(n.gid.into()),
+        nix::fcntl::AtFlags::empty(),
+    )
+    .ctx(what)
 }
 
 fn symlink(root: &OwnedFd, target: &str, link: &str) -> Result<()> {
-    let dir = m::ensure_in_root(root, Path::new("/dev"), Leaf::Dir, Mode::from_bits_truncate(0o755)).ctx(|| "mkdir /dev".into())?;
+    let dir =
+        m::ensure_in_root(root, Path::new("/dev"), Leaf::Dir, Mode::from_bits_truncate(0o755)).ctx(|| "mkdir /dev".into())?;
     let name = &link["/dev/".len()..];
     match nix::unistd::symlinkat(target, &dir, name) {
         Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok(()),

@@ -88,10 +88,17 @@ fn run(init: &Init) -> Result<Infallible> {
     // runtime's wait to move it into its cgroup: unless hooks before pivot_root expect them in
     // place, or they are binds of host cgroup directories (no cgroup namespace), which are out
     // of reach after pivot_root.
-    let early_hooks = hooks.is_some_and(|h| h.prestart().is_some() || h.create_runtime().is_some() || h.create_container().is_some());
+    let early_hooks =
+        hooks.is_some_and(|h| h.prestart().is_some() || h.create_runtime().is_some() || h.create_container().is_some());
     let late_cgroup = own.is_none() && !early_hooks;
     let mut join = || join_cgroup(init);
-    rootfs::prepare(spec, &init.rootfs, init.new_userns, own.as_ref(), (!late_cgroup).then_some(&mut join as &mut dyn FnMut() -> Result<()>))?;
+    rootfs::prepare(
+        spec,
+        &init.rootfs,
+        init.new_userns,
+        own.as_ref(),
+        (!late_cgroup).then_some(&mut join as &mut dyn FnMut() -> Result<()>),
+    )?;
 
     if hooks.is_some_and(|h| h.prestart().is_some() || h.create_runtime().is_some()) {
         init.chan.send(&Msg::CreateRuntimeHooks).ctx(|| "ask for hooks".into())?;

@@ -60,7 +60,8 @@ pub fn prepare(
                 Some(_) => {}
             }
         }
-        mount_one(&root, mnt, in_userns, own).map_err(|e| Error::Init(format!("mounts[{i}] {}: {e}", mnt.destination().display())))?;
+        mount_one(&root, mnt, in_userns, own)
+            .map_err(|e| Error::Init(format!("mounts[{i}] {}: {e}", mnt.destination().display())))?;
     }
     if let Some(join) = join_cgroup.filter(|_| !joined) {
         join()?;
@@ -99,7 +100,8 @@ fn is_cgroup(mt: &Mount) -> bool {
 pub fn mount_cgroups(spec: &Spec, in_userns: bool, own: Option<&OwnCgroups>) -> Result<()> {
     let root = m::open_dir(Path::new("/")).ctx(|| "open /".into())?;
     for (i, mnt) in spec.mounts().iter().flatten().enumerate().filter(|(_, mt)| is_cgroup(mt)) {
-        mount_one(&root, mnt, in_userns, own).map_err(|e| Error::Init(format!("mounts[{i}] {}: {e}", mnt.destination().display())))?;
+        mount_one(&root, mnt, in_userns, own)
+            .map_err(|e| Error::Init(format!("mounts[{i}] {}: {e}", mnt.destination().display())))?;
     }
     Ok(())
 }
@@ -201,7 +203,8 @@ struct MountPoints<'a> {
 
 impl MountPoints<'_> {
     fn at(&mut self, p: &Path) -> Result<PathBuf> {
-        let fd = m::ensure_in_root(self.root, p, Leaf::Dir, Mode::from_bits_truncate(0o755)).ctx(|| format!("mkdir {}", p.display()))?;
+        let fd = m::ensure_in_root(self.root, p, Leaf::Dir, Mode::from_bits_truncate(0o755))
+            .ctx(|| format!("mkdir {}", p.display()))?;
         let path = m::fd_path(&fd);
         self.held.push(fd);
         Ok(path)
@@ -211,7 +214,8 @@ impl MountPoints<'_> {
     fn cgroup(&mut self, target: &Path, fstype: &str, data: Option<&str>, own: Option<&PathBuf>, flags: MsFlags) -> Result<()> {
         let mp = self.at(target)?;
         let Some(src) = own else {
-            return m::mount(Some(fstype), &mp, Some(fstype), flags, data, target).ctx(|| format!("mount {fstype} {}", data.unwrap_or("")));
+            return m::mount(Some(fstype), &mp, Some(fstype), flags, data, target)
+                .ctx(|| format!("mount {fstype} {}", data.unwrap_or("")));
         };
         m::mount(Some(&src.to_string_lossy()), &mp, None, MsFlags::MS_BIND | MsFlags::MS_REC, None, target)
             .ctx(|| format!("bind {}", src.display()))?;

@@ -55,12 +55,7 @@ pub(super) struct Asm {
 pub(super) struct LayoutError(pub &'static str);
 
 const fn stmt(code: u32, k: u32) -> sock_filter {
-    sock_filter {
-        code: code as u16,
-        jt: 0,
-        jf: 0,
-        k,
-    }
+    sock_filter { code: code as u16, jt: 0, jf: 0, k }
 }
 
 impl Asm {
@@ -75,23 +70,16 @@ impl Asm {
 
     /// A = the 32-bit word at `offset` in struct seccomp_data.
     pub(super) fn load(&mut self, offset: u32) {
-        self.items.push(Item::Stmt(stmt(
-            libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
-            offset,
-        )));
+        self.items.push(Item::Stmt(stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, offset)));
     }
 
     /// A &= k.
     pub(super) fn and(&mut self, k: u32) {
-        self.items.push(Item::Stmt(stmt(
-            libc::BPF_ALU | libc::BPF_AND | libc::BPF_K,
-            k,
-        )));
+        self.items.push(Item::Stmt(stmt(libc::BPF_ALU | libc::BPF_AND | libc::BPF_K, k)));
     }
 
     pub(super) fn ret(&mut self, k: u32) {
-        self.items
-            .push(Item::Stmt(stmt(libc::BPF_RET | libc::BPF_K, k)));
+        self.items.push(Item::Stmt(stmt(libc::BPF_RET | libc::BPF_K, k)));
     }
 
     pub(super) fn jump(&mut self, cond: Cond, k: u32, jt: Label, jf: Label) {
@@ -104,10 +92,7 @@ impl Asm {
 
     /// Instructions before any widening: a lower bound of the program's length.
     pub(super) fn min_len(&self) -> usize {
-        self.items
-            .iter()
-            .filter(|i| !matches!(i, Item::Bind(_)))
-            .count()
+        self.items.iter().filter(|i| !matches!(i, Item::Bind(_))).count()
     }
 
     pub(super) fn assemble(&self) -> Result<Vec<sock_filter>, LayoutError> {
@@ -162,17 +147,8 @@ impl Asm {
                     // The `ja` trampolines sit right after the conditional jump: true arm's
                     // first, then the false arm's.
                     let t = if far_t { 0 } else { forward(&at, *jt, next)? };
-                    let f = if far_f {
-                        far_t as usize
-                    } else {
-                        forward(&at, *jf, next)?
-                    };
-                    out.push(sock_filter {
-                        code: cond.code(),
-                        jt: t as u8,
-                        jf: f as u8,
-                        k: *k,
-                    });
+                    let f = if far_f { far_t as usize } else { forward(&at, *jf, next)? };
+                    out.push(sock_filter { code: cond.code(), jt: t as u8, jf: f as u8, k: *k });
                     let mut tramp = next;
                     for (is_far, target) in [(far_t, jt), (far_f, jf)] {
                         if is_far {

@@ -12,11 +12,7 @@ struct Data {
 
 impl Data {
     fn new(arch: Arch, nr: u32, args: [u64; 6]) -> Data {
-        Data {
-            nr,
-            arch: arch.audit_arch(),
-            args,
-        }
+        Data { nr, arch: arch.audit_arch(), args }
     }
 
     fn bytes(&self) -> [u8; 64] {
@@ -81,36 +77,19 @@ fn errno(e: u32) -> u32 {
 }
 
 fn rule(names: &[&str], action: Action, args: Vec<ArgCmp>) -> Rule {
-    Rule {
-        syscalls: names.iter().map(|s| s.to_string()).collect(),
-        action,
-        errno: None,
-        args,
-    }
+    Rule { syscalls: names.iter().map(|s| s.to_string()).collect(), action, errno: None, args }
 }
 
 fn cmp(index: u8, op: CmpOp, value: u64) -> ArgCmp {
-    ArgCmp {
-        index,
-        value,
-        value_two: 0,
-        op,
-    }
+    ArgCmp { index, value, value_two: 0, op }
 }
 
 fn filter(default_action: Action, architectures: Vec<Arch>, rules: Vec<Rule>) -> Filter {
-    Filter {
-        default_action,
-        default_errno: None,
-        architectures,
-        rules,
-        flags: vec![],
-    }
+    Filter { default_action, default_errno: None, architectures, rules, flags: vec![] }
 }
 
 fn nr(arch: Arch, name: &str) -> u32 {
-    arch.syscall_number(name)
-        .unwrap_or_else(|| panic!("{name} unknown on {arch:?}"))
+    arch.syscall_number(name).unwrap_or_else(|| panic!("{name} unknown on {arch:?}"))
 }
 
 /// Compiles as on an x86_64 host.
@@ -133,16 +112,10 @@ fn seccomp_tables_are_sorted_and_plausible() {
         (Arch::Aarch64, tables::AARCH64),
         (Arch::Arm, tables::ARM),
     ] {
-        assert!(
-            table.windows(2).all(|w| w[0].0 < w[1].0),
-            "{arch:?} unsorted"
-        );
+        assert!(table.windows(2).all(|w| w[0].0 < w[1].0), "{arch:?} unsorted");
         assert!(table.len() > 280, "{arch:?} has {} entries", table.len());
         assert!(arch.syscall_number("openat").is_some());
-        assert!(
-            arch.syscall_number("mseal").is_some(),
-            "{arch:?} lacks 6.10 syscalls"
-        );
+        assert!(arch.syscall_number("mseal").is_some(), "{arch:?} lacks 6.10 syscalls");
     }
     assert_eq!(nr(Arch::X86_64, "getpid"), 39);
     assert_eq!(nr(Arch::X86, "getpid"), 20);
@@ -173,28 +146,13 @@ fn seccomp_compiles_every_action_and_op() {
         Action::Log,
         Action::Notify,
     ];
-    let ops = [
-        CmpOp::Ne,
-        CmpOp::Lt,
-        CmpOp::Le,
-        CmpOp::Eq,
-        CmpOp::Ge,
-        CmpOp::Gt,
-        CmpOp::MaskedEq,
-    ];
+    let ops = [CmpOp::Ne, CmpOp::Lt, CmpOp::Le, CmpOp::Eq, CmpOp::Ge, CmpOp::Gt, CmpOp::MaskedEq];
     for &action in &actions {
         for &op in &ops {
-            let f = filter(
-                Action::Allow,
-                vec![],
-                vec![rule(&["read", "write"], action, vec![cmp(2, op, 5)])],
-            );
+            let f = filter(Action::Allow, vec![], vec![rule(&["read", "write"], action, vec![cmp(2, op, 5)])]);
             let c = compile_for(&f, Arch::X86_64).unwrap();
             assert!(c.program.len() < 60, "{action:?} {op:?}");
-            assert_eq!(
-                c.flags.contains(&FilterFlag::NewListener),
-                action == Action::Notify
-            );
+            assert_eq!(c.flags.contains(&FilterFlag::NewListener), action == Action::Notify);
         }
     }
 }
@@ -206,18 +164,9 @@ fn seccomp_flag_bits_match_the_kernel() {
         (FilterFlag::Tsync, libc::SECCOMP_FILTER_FLAG_TSYNC),
         (FilterFlag::Log, libc::SECCOMP_FILTER_FLAG_LOG),
         (FilterFlag::SpecAllow, libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW),
-        (
-            FilterFlag::NewListener,
-            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
-        ),
-        (
-            FilterFlag::TsyncEsrch,
-            libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH,
-        ),
-        (
-            FilterFlag::WaitKillableRecv,
-            libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
-        ),
+        (FilterFlag::NewListener, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER),
+        (FilterFlag::TsyncEsrch, libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH),
+        (FilterFlag::WaitKillableRecv, libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV),
     ] {
         assert_eq!(flag.bits(), bits as u64, "{flag:?}");
     }
@@ -225,11 +174,7 @@ fn seccomp_flag_bits_match_the_kernel() {
 
 #[test]
 fn seccomp_errors_name_the_bad_field() {
-    let mut f = filter(
-        Action::Allow,
-        vec![],
-        vec![rule(&["read"], Action::Allow, vec![])],
-    );
+    let mut f = filter(Action::Allow, vec![], vec![rule(&["read"], Action::Allow, vec![])]);
     f.rules[0].errno = Some(1);
     let e = compile(&f).unwrap_err().to_string();
     assert!(e.contains("rules[0]") && e.contains("Allow"), "{e}");
@@ -237,10 +182,7 @@ fn seccomp_errors_name_the_bad_field() {
     let f = filter(
         Action::Allow,
         vec![],
-        vec![
-            rule(&["read"], Action::Log, vec![]),
-            rule(&["read"], Action::Allow, vec![cmp(6, CmpOp::Eq, 1)]),
-        ],
+        vec![rule(&["read"], Action::Log, vec![]), rule(&["read"], Action::Allow, vec![cmp(6, CmpOp::Eq, 1)])],
     );
     let e = compile(&f).unwrap_err().to_string();
     assert!(e.contains("rules[1]") && e.contains("index 6"), "{e}");
@@ -255,16 +197,7 @@ fn seccomp_unknown_names_are_skipped_and_reported() {
     let f = filter(
         Action::Errno(1),
         vec![Arch::X86_64, Arch::X86],
-        vec![rule(
-            &[
-                "getpid",
-                "no_such_syscall",
-                "arm_fadvise64_64",
-                "socketcall",
-            ],
-            Action::Allow,
-            vec![],
-        )],
+        vec![rule(&["getpid", "no_such_syscall", "arm_fadvise64_64", "socketcall"], Action::Allow, vec![])],
     );
     let c = compile_for(&f, Arch::X86_64).unwrap();
     // socketcall exists on i386 only, which is listed; arm_fadvise64_64 only on arm.
@@ -278,36 +211,20 @@ fn seccomp_unknown_names_are_skipped_and_reported() {
     let f = filter(Action::Errno(1), vec![Arch::Arm], f.rules.clone());
     let c = compile_for(&f, Arch::Aarch64).unwrap();
     assert_eq!(c.unknown_syscalls, ["no_such_syscall", "socketcall"]);
-    assert_eq!(
-        eval(&c.program, Arch::Arm, "arm_fadvise64_64", [0; 6]),
-        ALLOW
-    );
+    assert_eq!(eval(&c.program, Arch::Arm, "arm_fadvise64_64", [0; 6]), ALLOW);
 }
 
 #[test]
 fn seccomp_program_longer_than_the_kernel_limit_is_an_error() {
     let rules = (0..1500)
-        .map(|i| {
-            rule(
-                &["getpid"],
-                Action::Allow,
-                vec![
-                    cmp(0, CmpOp::Eq, i),
-                    cmp(1, CmpOp::Gt, i << 33),
-                    cmp(2, CmpOp::Ne, i),
-                ],
-            )
-        })
+        .map(|i| rule(&["getpid"], Action::Allow, vec![cmp(0, CmpOp::Eq, i), cmp(1, CmpOp::Gt, i << 33), cmp(2, CmpOp::Ne, i)]))
         .collect();
     let f = filter(Action::Errno(1), vec![], rules);
     match compile_for(&f, Arch::X86_64) {
         Err(SeccompError::ProgramLength { len }) => assert!(len > MAX_INSNS),
         other => panic!("expected ProgramLength, got {other:?}"),
     }
-    assert!(matches!(
-        install(&[], &[]),
-        Err(SeccompError::ProgramLength { len: 0 })
-    ));
+    assert!(matches!(install(&[], &[]), Err(SeccompError::ProgramLength { len: 0 })));
 }
 
 // ---- interpreted ----
@@ -330,10 +247,7 @@ fn seccomp_allow_deny_and_default_errno() {
     assert_eq!(eval(&p, Arch::X86_64, "read", [0; 6]), ALLOW);
     assert_eq!(eval(&p, Arch::X86_64, "getpid", [0; 6]), ALLOW);
     assert_eq!(eval(&p, Arch::X86_64, "mount", [0; 6]), errno(13));
-    assert_eq!(
-        eval(&p, Arch::X86_64, "ptrace", [0; 6]),
-        libc::SECCOMP_RET_TRACE | 99
-    );
+    assert_eq!(eval(&p, Arch::X86_64, "ptrace", [0; 6]), libc::SECCOMP_RET_TRACE | 99);
     assert_eq!(eval(&p, Arch::X86_64, "reboot", [0; 6]), errno(38));
     // Numbers no table has go to the default too.
     assert_eq!(run(&p, &Data::new(Arch::X86_64, 5000, [0; 6])), errno(38));
@@ -352,31 +266,11 @@ fn seccomp_every_action_encodes_as_the_kernel_expects() {
         (Action::Notify, libc::SECCOMP_RET_USER_NOTIF),
     ];
     for (action, value) in cases {
-        let other = if action == Action::Allow {
-            Action::Log
-        } else {
-            Action::Allow
-        };
-        let p = prog(&filter(
-            other,
-            vec![],
-            vec![rule(&["getpid"], action, vec![])],
-        ));
-        assert_eq!(
-            eval(&p, Arch::X86_64, "getpid", [0; 6]),
-            value,
-            "{action:?}"
-        );
-        let p = prog(&filter(
-            action,
-            vec![],
-            vec![rule(&["getpid"], other, vec![])],
-        ));
-        assert_eq!(
-            eval(&p, Arch::X86_64, "getppid", [0; 6]),
-            value,
-            "{action:?}"
-        );
+        let other = if action == Action::Allow { Action::Log } else { Action::Allow };
+        let p = prog(&filter(other, vec![], vec![rule(&["getpid"], action, vec![])]));
+        assert_eq!(eval(&p, Arch::X86_64, "getpid", [0; 6]), value, "{action:?}");
+        let p = prog(&filter(action, vec![], vec![rule(&["getpid"], other, vec![])]));
+        assert_eq!(eval(&p, Arch::X86_64, "getppid", [0; 6]), value, "{action:?}");
     }
 }
 
@@ -403,22 +297,11 @@ const EDGE: [u64; 16] = [
 
 #[test]
 fn seccomp_64bit_comparisons_match_their_meaning() {
-    let ops = [
-        CmpOp::Ne,
-        CmpOp::Lt,
-        CmpOp::Le,
-        CmpOp::Eq,
-        CmpOp::Ge,
-        CmpOp::Gt,
-    ];
+    let ops = [CmpOp::Ne, CmpOp::Lt, CmpOp::Le, CmpOp::Eq, CmpOp::Ge, CmpOp::Gt];
     for op in ops {
         for value in EDGE {
             let c = cmp(3, op, value);
-            let p = prog(&filter(
-                Action::Errno(1),
-                vec![Arch::X86],
-                vec![rule(&["getpid"], Action::Allow, vec![c])],
-            ));
+            let p = prog(&filter(Action::Errno(1), vec![Arch::X86], vec![rule(&["getpid"], Action::Allow, vec![c])]));
             for arg in EDGE {
                 let args = [0, 0, 0, arg, 0, 0];
                 let want = if c.matches(arg) { ALLOW } else { errno(1) };
@@ -427,11 +310,7 @@ fn seccomp_64bit_comparisons_match_their_meaning() {
 
                 // i386 arguments are 32 bits: only the low halves are compared.
                 let low = cmp(3, op, value as u32 as u64);
-                let want = if low.matches(arg as u32 as u64) {
-                    ALLOW
-                } else {
-                    errno(1)
-                };
+                let want = if low.matches(arg as u32 as u64) { ALLOW } else { errno(1) };
                 let args32 = [0, 0, 0, arg as u32 as u64, 0, 0];
                 let got = eval(&p, Arch::X86, "getpid", args32);
                 assert_eq!(got, want, "x86 {op:?} arg={arg:#x} value={value:#x}");
@@ -444,23 +323,10 @@ fn seccomp_64bit_comparisons_match_their_meaning() {
 fn seccomp_masked_eq() {
     for mask in EDGE {
         for want_bits in EDGE {
-            let c = ArgCmp {
-                index: 1,
-                value: mask,
-                value_two: want_bits & mask,
-                op: CmpOp::MaskedEq,
-            };
-            let p = prog(&filter(
-                Action::Errno(1),
-                vec![],
-                vec![rule(&["clone"], Action::Allow, vec![c])],
-            ));
+            let c = ArgCmp { index: 1, value: mask, value_two: want_bits & mask, op: CmpOp::MaskedEq };
+            let p = prog(&filter(Action::Errno(1), vec![], vec![rule(&["clone"], Action::Allow, vec![c])]));
             for arg in EDGE {
-                let want = if arg & mask == want_bits & mask {
-                    ALLOW
-                } else {
-                    errno(1)
-                };
+                let want = if arg & mask == want_bits & mask { ALLOW } else { errno(1) };
                 let got = eval(&p, Arch::X86_64, "clone", [0, arg, 0, 0, 0, 0]);
                 assert_eq!(got, want, "arg={arg:#x} mask={mask:#x} bits={want_bits:#x}");
             }
@@ -468,17 +334,8 @@ fn seccomp_masked_eq() {
     }
     // Docker's clone rule: no namespace flags allowed.
     let ns = 0x7E02_0000;
-    let c = ArgCmp {
-        index: 0,
-        value: ns,
-        value_two: 0,
-        op: CmpOp::MaskedEq,
-    };
-    let p = prog(&filter(
-        Action::Errno(1),
-        vec![],
-        vec![rule(&["clone"], Action::Allow, vec![c])],
-    ));
+    let c = ArgCmp { index: 0, value: ns, value_two: 0, op: CmpOp::MaskedEq };
+    let p = prog(&filter(Action::Errno(1), vec![], vec![rule(&["clone"], Action::Allow, vec![c])]));
     let clone = |flags: u64| eval(&p, Arch::X86_64, "clone", [flags, 0, 0, 0, 0, 0]);
     assert_eq!(clone(libc::SIGCHLD as u64), ALLOW);
     assert_eq!(clone(libc::CLONE_NEWNS as u64), errno(1));
@@ -491,18 +348,10 @@ fn seccomp_args_are_anded_and_rules_ored_in_order() {
         Action::KillProcess,
         vec![],
         vec![
-            rule(
-                &["getpid"],
-                Action::Errno(5),
-                vec![cmp(0, CmpOp::Eq, 1), cmp(1, CmpOp::Eq, 2)],
-            ),
+            rule(&["getpid"], Action::Errno(5), vec![cmp(0, CmpOp::Eq, 1), cmp(1, CmpOp::Eq, 2)]),
             rule(&["getpid"], Action::Errno(6), vec![cmp(1, CmpOp::Eq, 2)]),
             // Two conditions on the same argument: a range.
-            rule(
-                &["getpid"],
-                Action::Errno(7),
-                vec![cmp(2, CmpOp::Ge, 10), cmp(2, CmpOp::Lt, 20)],
-            ),
+            rule(&["getpid"], Action::Errno(7), vec![cmp(2, CmpOp::Ge, 10), cmp(2, CmpOp::Lt, 20)]),
             rule(&["getpid", "getppid"], Action::Allow, vec![]),
             rule(&["getppid"], Action::Errno(8), vec![]), // unreachable: Allow came first
         ],
@@ -522,11 +371,7 @@ fn seccomp_args_are_anded_and_rules_ored_in_order() {
 
 #[test]
 fn seccomp_foreign_arches() {
-    let f = filter(
-        Action::Errno(1),
-        vec![Arch::X86, Arch::Mips],
-        vec![rule(&["getpid"], Action::Allow, vec![])],
-    );
+    let f = filter(Action::Errno(1), vec![Arch::X86, Arch::Mips], vec![rule(&["getpid"], Action::Allow, vec![])]);
     let p = prog(&f);
     // An arch nobody listed is killed, whatever the default.
     let aarch64 = Data::new(Arch::Aarch64, nr(Arch::Aarch64, "getpid"), [0; 6]);
@@ -539,11 +384,7 @@ fn seccomp_foreign_arches() {
     assert_eq!(run(&p, &Data::new(Arch::Mips, 4020, [0; 6])), errno(1));
 
     // The same filter laid out on an arm64 host with arm listed.
-    let f = filter(
-        Action::Errno(1),
-        vec![Arch::Arm],
-        vec![rule(&["getpid", "cacheflush"], Action::Allow, vec![])],
-    );
+    let f = filter(Action::Errno(1), vec![Arch::Arm], vec![rule(&["getpid", "cacheflush"], Action::Allow, vec![])]);
     let p = compile_for(&f, Arch::Aarch64).unwrap().program;
     assert_eq!(eval(&p, Arch::Aarch64, "getpid", [0; 6]), ALLOW);
     assert_eq!(eval(&p, Arch::Arm, "getpid", [0; 6]), ALLOW);
@@ -554,19 +395,12 @@ fn seccomp_foreign_arches() {
 
 #[test]
 fn seccomp_x32_bit_cannot_slip_past_x86_64_rules() {
-    let rules = vec![
-        rule(&["getpid"], Action::Allow, vec![]),
-        rule(&["execve"], Action::Errno(2), vec![]),
-    ];
+    let rules = vec![rule(&["getpid"], Action::Allow, vec![]), rule(&["execve"], Action::Errno(2), vec![])];
     // Default Allow: a blocklist, the case where ignoring the x32 bit would let `execve`
     // (520 | bit on x32) through.
     let p = prog(&filter(Action::Allow, vec![], rules.clone()));
     assert_eq!(eval(&p, Arch::X86_64, "execve", [0; 6]), errno(2));
-    for x32_nr in [
-        nr(Arch::X32, "execve"),
-        59 | X32_SYSCALL_BIT,
-        X32_SYSCALL_BIT,
-    ] {
+    for x32_nr in [nr(Arch::X32, "execve"), 59 | X32_SYSCALL_BIT, X32_SYSCALL_BIT] {
         let d = Data::new(Arch::X86_64, x32_nr, [0; 6]);
         assert_eq!(run(&p, &d), KILL_PROCESS, "{x32_nr:#x}");
     }
@@ -598,19 +432,11 @@ fn seccomp_long_programs_keep_jumps_in_range() {
         .iter()
         .enumerate()
         .map(|(i, name)| {
-            let args = if i % 5 == 0 {
-                vec![cmp(0, CmpOp::Gt, 0x1_0000_0000 + i as u64)]
-            } else {
-                vec![]
-            };
+            let args = if i % 5 == 0 { vec![cmp(0, CmpOp::Gt, 0x1_0000_0000 + i as u64)] } else { vec![] };
             rule(&[name], Action::Errno(100 + (i % 40) as u32), args)
         })
         .collect();
-    let f = filter(
-        Action::Allow,
-        vec![Arch::X86_64, Arch::X86, Arch::X32],
-        rules,
-    );
+    let f = filter(Action::Allow, vec![Arch::X86_64, Arch::X86, Arch::X32], rules);
     let c = compile_for(&f, Arch::X86_64).unwrap();
     assert!(c.unknown_syscalls.is_empty());
     assert!(c.program.len() > 1000, "{}", c.program.len());
@@ -639,11 +465,7 @@ fn seccomp_long_programs_keep_jumps_in_range() {
                     check(i, ALLOW);
                 }
             } else {
-                assert_eq!(
-                    eval(&c.program, arch, name, [0; 6]),
-                    action,
-                    "{name} {arch:?}"
-                );
+                assert_eq!(eval(&c.program, arch, name, [0; 6]), action, "{name} {arch:?}");
             }
         }
     }
@@ -718,12 +540,7 @@ fn seccomp_docker_like_profile_is_compact() {
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    let masked = |mask, value| ArgCmp {
-        index: 0,
-        value: mask,
-        value_two: value,
-        op: CmpOp::MaskedEq,
-    };
+    let masked = |mask, value| ArgCmp { index: 0, value: mask, value_two: value, op: CmpOp::MaskedEq };
     let f = filter(
         Action::Errno(1),
         vec![Arch::X86_64, Arch::X86, Arch::X32],
@@ -731,11 +548,7 @@ fn seccomp_docker_like_profile_is_compact() {
             rule(&allowed, Action::Allow, vec![]),
             rule(&["personality"], Action::Allow, vec![cmp(0, CmpOp::Eq, 0)]),
             rule(&["personality"], Action::Allow, vec![cmp(0, CmpOp::Eq, 8)]),
-            rule(
-                &["personality"],
-                Action::Allow,
-                vec![cmp(0, CmpOp::Eq, 0xffff_ffff)],
-            ),
+            rule(&["personality"], Action::Allow, vec![cmp(0, CmpOp::Eq, 0xffff_ffff)]),
             rule(&["clone"], Action::Allow, vec![masked(0x7E02_0000, 0)]),
             rule(&["clone3"], Action::Errno(38), vec![]),
             rule(&["socket"], Action::Allow, vec![cmp(0, CmpOp::Ne, 40)]),
@@ -765,12 +578,7 @@ fn seccomp_docker_like_profile_is_compact() {
             assert_eq!(eval(p, arch, "socket", [40, 0, 0, 0, 0, 0]), errno(1));
         }
         // Numbers beyond the table: a future syscall gets the default.
-        let future = 600
-            | if arch == Arch::X32 {
-                X32_SYSCALL_BIT
-            } else {
-                0
-            };
+        let future = 600 | if arch == Arch::X32 { X32_SYSCALL_BIT } else { 0 };
         assert_eq!(run(p, &Data::new(arch, future, [0; 6])), errno(1));
     }
 }
@@ -798,8 +606,7 @@ fn errno_now() -> i32 {
 }
 
 fn no_new_privs_no_core() {
-    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0)
-        .expect("RLIMIT_CORE");
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0).expect("RLIMIT_CORE");
     nix::sys::prctl::set_no_new_privs().expect("no_new_privs");
 }
 
@@ -814,11 +621,7 @@ fn seccomp_kernel_errno_args_and_kill() {
         vec![
             rule(&["getpid"], Action::Errno(0), vec![]),
             rule(&["uname"], Action::Errno(98), vec![]),
-            rule(
-                &["getuid"],
-                Action::Errno(99),
-                vec![cmp(0, CmpOp::Eq, 0x1_0000_0005)],
-            ),
+            rule(&["getuid"], Action::Errno(99), vec![cmp(0, CmpOp::Eq, 0x1_0000_0005)]),
             rule(&["getppid"], Action::KillProcess, vec![]),
         ],
     );
@@ -859,29 +662,17 @@ fn seccomp_kernel_errno_args_and_kill() {
 #[test]
 fn seccomp_kernel_accepts_long_programs() {
     use nix::sys::wait::WaitStatus;
-    let names: Vec<&str> = tables::X86_64
-        .iter()
-        .map(|(n, _)| *n)
-        .filter(|n| !["exit", "exit_group"].contains(n))
-        .collect();
+    let names: Vec<&str> = tables::X86_64.iter().map(|(n, _)| *n).filter(|n| !["exit", "exit_group"].contains(n)).collect();
     let expected = |name: &str| 100 + names.iter().position(|n| *n == name).unwrap() as u32 % 40;
     let rules = names
         .iter()
         .enumerate()
         .map(|(i, name)| {
-            let args = if i % 3 == 0 {
-                vec![cmp(5, CmpOp::Ne, 0x7777_0000_0000)]
-            } else {
-                vec![]
-            };
+            let args = if i % 3 == 0 { vec![cmp(5, CmpOp::Ne, 0x7777_0000_0000)] } else { vec![] };
             rule(&[name], Action::Errno(100 + (i % 40) as u32), args)
         })
         .collect();
-    let f = filter(
-        Action::Allow,
-        vec![Arch::X86_64, Arch::X86, Arch::X32],
-        rules,
-    );
+    let f = filter(Action::Allow, vec![Arch::X86_64, Arch::X86, Arch::X32], rules);
     let p = compile(&f).unwrap();
     assert!(p.len() > 600, "{}", p.len());
     let (getpid, uname) = (expected("getpid"), expected("uname"));
@@ -899,38 +690,23 @@ fn seccomp_kernel_accepts_long_programs() {
         }
         0
     });
-    assert_eq!(
-        status,
-        WaitStatus::Exited(status.pid().unwrap(), 0),
-        "2 install, 3 getpid, 4 uname"
-    );
+    assert_eq!(status, WaitStatus::Exited(status.pid().unwrap(), 0), "2 install, 3 getpid, 4 uname");
 }
 
 #[test]
 fn seccomp_kernel_notify_round_trip() {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use nix::sys::socket::{
-        recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
-        SockFlag, SockType,
+        recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
     };
     use nix::sys::wait::WaitStatus;
     use std::io::{IoSlice, IoSliceMut};
     use std::os::fd::AsFd;
 
     let getpid = nr(Arch::native().unwrap(), "getpid");
-    let f = filter(
-        Action::Allow,
-        vec![],
-        vec![rule(&["getpid"], Action::Notify, vec![])],
-    );
+    let f = filter(Action::Allow, vec![], vec![rule(&["getpid"], Action::Notify, vec![])]);
     let p = compile(&f).unwrap();
-    let (ours, theirs) = socketpair(
-        AddressFamily::Unix,
-        SockType::Stream,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .unwrap();
+    let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC).unwrap();
 
     use nix::unistd::{fork, ForkResult};
     // SAFETY: as in `in_child`; the child only makes syscalls and leaves with _exit.
@@ -946,8 +722,7 @@ fn seccomp_kernel_notify_round_trip() {
                 let fds = [listener.as_raw_fd()];
                 let cmsg = [ControlMessage::ScmRights(&fds)];
                 let iov = [IoSlice::new(b"L")];
-                if sendmsg::<()>(theirs.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None).is_err()
-                {
+                if sendmsg::<()>(theirs.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None).is_err() {
                     return 3;
                 }
                 drop(listener);
@@ -971,25 +746,14 @@ fn seccomp_kernel_notify_round_trip() {
     let mut byte = [0u8; 1];
     let mut iov = [IoSliceMut::new(&mut byte)];
     let mut space = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(
-        ours.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::empty(),
-    )
-    .expect("recvmsg");
+    let msg = recvmsg::<()>(ours.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty()).expect("recvmsg");
     let mut raw = None;
     for c in msg.cmsgs().expect("cmsgs") {
         if let ControlMessageOwned::ScmRights(fds) = c {
             raw = fds.first().copied();
         }
     }
-    let raw = raw.unwrap_or_else(|| {
-        panic!(
-            "no listener fd; child: {:?}",
-            nix::sys::wait::waitpid(child, None)
-        )
-    });
+    let raw = raw.unwrap_or_else(|| panic!("no listener fd; child: {:?}", nix::sys::wait::waitpid(child, None)));
     // SAFETY: SCM_RIGHTS installed this fd in our table; nothing else owns it.
     let listener = unsafe { OwnedFd::from_raw_fd(raw) };
 
@@ -1005,9 +769,5 @@ fn seccomp_kernel_notify_round_trip() {
         notify_respond(listener.as_fd(), n.id, response).expect("NOTIF_SEND");
     }
     let status = nix::sys::wait::waitpid(child, None).expect("waitpid");
-    assert_eq!(
-        status,
-        WaitStatus::Exited(child, 0),
-        "child codes: 2 install, 3 send, 4/5 getpid"
-    );
+    assert_eq!(status, WaitStatus::Exited(child, 0), "child codes: 2 install, 3 send, 4/5 getpid");
 }
