@@ -151,8 +151,9 @@ test_binaries -p conductor-cgroups --test '*' > "$LIST" \
     || die "building the conductor-cgroups integration tests failed"
 [ -s "$LIST" ] || die "no integration test binary found for conductor-cgroups"
 if compgen -G "$ROOT/tests/runtime_*.rs" >/dev/null; then
-    cargo build --locked -p conductor-runtime-cli >&2
-    [ -x "$TARGET/debug/conductor-runtime" ] || die "$TARGET/debug/conductor-runtime was not built"
+    RT=$(cargo build --locked -p conductor-runtime-cli --message-format=json \
+        | grep '"executable":"/' | sed -E 's/.*"executable":"([^"]*)".*/\1/' | tail -n 1)
+    [ -x "$RT" ] || die "conductor-runtime was not built (got '$RT')"
     test_binaries -p conductor-tests --test 'runtime_*' >> "$LIST" \
         || die "building the tests/runtime_*.rs binaries failed"
 fi
