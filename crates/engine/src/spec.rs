@@ -2,6 +2,7 @@
 //! of the design note: Docker's capability set, a Docker-equivalent seccomp profile,
 //! no_new_privs, runc's masked and read-only paths, read-only sysfs.
 
+use conductor_runtime::features::{MASKED, READONLY};
 use serde_json::{json, Value};
 
 use crate::options::RunOptions;
@@ -24,19 +25,6 @@ pub const DEFAULT_CAPS: [&str; 14] = [
     "CAP_AUDIT_WRITE",
 ];
 
-const MASKED: [&str; 10] = [
-    "/proc/acpi",
-    "/proc/asound",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/sys/firmware",
-    "/proc/scsi",
-];
-const READONLY: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 /// The annotation that asks the runtime to keep a minimal init as pid 1.
 pub const INIT_ANNOTATION: &str = conductor_runtime::reaper::ANNOTATION;

@@ -82,7 +82,8 @@ pub fn features() -> Value {
     })
 }
 
-const MASKED: [&str; 10] = [
+/// runc's masked paths: the default for `spec` and for the engine's containers.
+pub const MASKED: [&str; 10] = [
     "/proc/acpi",
     "/proc/asound",
     "/proc/kcore",
@@ -94,7 +95,8 @@ const MASKED: [&str; 10] = [
     "/sys/firmware",
     "/proc/scsi",
 ];
-const READONLY: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+/// runc's read-only paths.
+pub const READONLY: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 /// The config.json `spec` writes: runc's template (a shell, terminal, minimal capabilities).
 pub fn default_spec(rootless: bool, uid: u32, gid: u32) -> Value {
