@@ -25,7 +25,6 @@ pub const DEFAULT_CAPS: [&str; 14] = [
     "CAP_AUDIT_WRITE",
 ];
 
-
 /// The annotation that asks the runtime to keep a minimal init as pid 1.
 pub const INIT_ANNOTATION: &str = conductor_runtime::reaper::ANNOTATION;
 
