@@ -394,32 +394,25 @@ fn print_stats(rows: &[ContainerStats], json: bool, redraw: bool) -> Result<()> 
 
 /// Sizes as `docker stats` prints them: binary units (KiB, MiB, GiB).
 fn binary_size(b: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < units.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b}B")
-    } else {
-        format!("{v:.2}{}", units[u])
-    }
+    scaled(b, 1024.0, &["B", "KiB", "MiB", "GiB", "TiB"], 2)
 }
 
+/// Sizes as `docker images` prints them: decimal units.
 fn human_size(b: u64) -> String {
-    let units = ["B", "KB", "MB", "GB"];
+    scaled(b, 1000.0, &["B", "KB", "MB", "GB"], 1)
+}
+
+fn scaled(b: u64, base: f64, units: &[&str], decimals: usize) -> String {
     let mut v = b as f64;
     let mut u = 0;
-    while v >= 1000.0 && u + 1 < units.len() {
-        v /= 1000.0;
+    while v >= base && u + 1 < units.len() {
+        v /= base;
         u += 1;
     }
     if u == 0 {
         format!("{b}B")
     } else {
-        format!("{v:.1}{}", units[u])
+        format!("{v:.decimals$}{}", units[u])
     }
 }
 
@@ -428,5 +421,16 @@ fn truncate(s: &str, n: usize) -> String {
         s.to_string()
     } else {
         format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes() {
+        assert_eq!(super::human_size(999), "999B");
+        assert_eq!(super::human_size(2_048_000), "2.0MB");
+        assert_eq!(super::binary_size(64 << 20), "64.00MiB");
+        assert_eq!(super::binary_size(512), "512B");
     }
 }
