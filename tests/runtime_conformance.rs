@@ -837,12 +837,14 @@ fn hooks_all_six_in_order() {
         .collect();
     let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(&names[..3], ["prestart", "createRuntime", "createContainer"], "{text}");
-    // startContainer runs in init once start released it, while start already runs poststart:
-    // `start` does not wait for the program's execve, so their order is not fixed.
+    // `start` runs poststart once init has exec'd the program, so after startContainer; the
+    // program itself runs concurrently with poststart.
     let mut mid = names[3..6].to_vec();
     mid.sort();
     assert_eq!(mid, ["poststart", "process", "startContainer"], "{text}");
-    assert!(names.iter().position(|n| *n == "startContainer") < names.iter().position(|n| *n == "process"), "{text}");
+    let at = |name: &str| names.iter().position(|n| *n == name);
+    assert!(at("startContainer") < at("process"), "{text}");
+    assert!(at("startContainer") < at("poststart"), "poststart before the program started: {text}");
     assert_eq!(names[6..], ["poststop"], "{text}");
     let want = [
         ("prestart", "creating", pid),
