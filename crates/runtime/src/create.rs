@@ -92,15 +92,9 @@ fn ns_plan(spec: &Spec) -> NsPlan {
     plan
 }
 
-/// Names of the namespaces a container has, to join them on exec.
-pub fn namespace_names(spec: &Spec) -> Vec<String> {
-    spec.linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .into_iter()
-        .flatten()
-        .map(|n| kind(n.typ()).proc_name().to_string())
-        .collect()
+/// The namespace kinds a container has (made or joined), to join them on exec.
+pub fn namespace_kinds(spec: &Spec) -> Vec<Kind> {
+    spec.linux().as_ref().and_then(|l| l.namespaces().as_ref()).into_iter().flatten().map(|n| kind(n.typ())).collect()
 }
 
 pub fn create(o: CreateOpts) -> Result<Pid> {
@@ -133,7 +127,6 @@ pub fn create(o: CreateOpts) -> Result<Pid> {
         owner: String::new(),
         annotations: spec.annotations().clone().unwrap_or_default(),
         cgroup: cgroup.clone(),
-        namespaces: namespace_names(spec),
     };
     dir.save(&st)?;
     nix::unistd::mkfifo(&dir.file(state::FIFO), Mode::from_bits_truncate(0o600)).ctx(|| "mkfifo exec.fifo".into())?;

@@ -35,14 +35,9 @@ pub fn exec(o: ExecOpts) -> Result<Pid> {
     }
     let spec = c.spec()?;
     let pidfd = c.init_pidfd()?;
-    let mut flags = CloneFlags::empty();
-    let mut userns = false;
-    for name in &c.st.namespaces {
-        if let Some(k) = conductor_sys::ns::Kind::JOIN_ORDER.iter().find(|k| k.proc_name() == name) {
-            flags |= k.flag();
-            userns |= name == "user";
-        }
-    }
+    let kinds = crate::create::namespace_kinds(&spec);
+    let flags = kinds.iter().fold(CloneFlags::empty(), |f, k| f | k.flag());
+    let userns = kinds.contains(&conductor_sys::ns::Kind::User);
     if o.process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(Error::Invalid("process.args: must name a program".into()));
     }

@@ -51,9 +51,6 @@ pub struct Persisted {
     #[serde(default)]
     pub annotations: HashMap<String, String>,
     pub cgroup: conductor_cgroups::Cgroup,
-    /// Namespaces init created or joined, to join them on exec.
-    #[serde(default)]
-    pub namespaces: Vec<String>,
 }
 
 /// runc's `state` output.
