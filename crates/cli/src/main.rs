@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use conductor_engine::resources::{ContainerStats, StatsSample};
 use conductor_engine::{options, Engine, ExecOptions, Outcome, Paths, ResourceUpdate, RunOptions};
@@ -223,10 +223,7 @@ fn run(cli: Cli) -> Result<i32> {
             }
         }
         Cmd::Rmi { image } => {
-            if let Some(c) = engine.list(true).into_iter().find(|c| c.image == image) {
-                bail!("image {image:?} is used by container {:?}: stop it first", c.name);
-            }
-            engine.images.remove(&image)?;
+            engine.remove_image(&image)?;
             println!("{image}");
         }
         Cmd::Run(r) => return run_container(&engine, r),

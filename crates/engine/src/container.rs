@@ -50,6 +50,14 @@ impl Engine {
         self.paths.runtime_root()
     }
 
+    /// Remove an image no container uses.
+    pub fn remove_image(&self, image: &str) -> Result<()> {
+        if let Some(c) = self.list(true).into_iter().find(|c| c.image == image) {
+            return Err(Error::Invalid(format!("image {image:?} is used by container {:?}: stop it first", c.name)));
+        }
+        Ok(self.images.remove(image)?)
+    }
+
     /// Create and start a container; in the foreground, wait for it and return its exit code.
     pub fn run(&self, image: &str, cname: &str, command: &[String], opts: RunOptions) -> Result<Outcome> {
         name::validate(cname)?;
