@@ -4,12 +4,17 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use conductor_network::Netns;
 
 static N: AtomicUsize = AtomicUsize::new(0);
 
 pub struct Engine {
     pub dir: PathBuf,
     names: Vec<String>,
+    /// The network namespace conductor runs in (a sandbox standing in for the host), if not ours.
+    netns: Option<Arc<Netns>>,
 }
 
 impl Engine {
@@ -19,10 +24,17 @@ impl Engine {
             std::env::temp_dir().join(format!("cnd-engine-{test}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let e = Engine { dir, names: Vec::new() };
+        let e = Engine { dir, names: Vec::new(), netns: None };
         let tar = super::image::busybox_tar(&e.dir);
         e.ok(&["import", tar.to_str().unwrap(), "bb"]);
         std::fs::remove_file(tar).unwrap();
+        e
+    }
+
+    /// Like [`Engine::new`], with every conductor command run inside `ns`.
+    pub fn in_netns(test: &str, ns: Arc<Netns>) -> Engine {
+        let mut e = Engine::new(test);
+        e.netns = Some(ns);
         e
     }
 
@@ -42,7 +54,13 @@ impl Engine {
     /// Run conductor; output through files (a detached container inherits no pipe of ours, but
     /// a failing monitor might).
     pub fn run(&self, args: &[&str]) -> Output {
-        super::output_via_files(self.cmd().args(args), &self.dir)
+        let mut c = self.cmd();
+        c.args(args);
+        match &self.netns {
+            None => super::output_via_files(&mut c, &self.dir),
+            // Spawned from a thread inside the namespace: conductor (and its monitors) live there.
+            Some(ns) => conductor_network::in_netns(ns, || Ok(super::output_via_files(&mut c, &self.dir))).unwrap(),
+        }
     }
 
     pub fn ok(&self, args: &[&str]) -> String {

@@ -12,6 +12,7 @@ pub mod cgroup;
 pub mod engine;
 pub mod host;
 pub mod image;
+pub mod lan;
 
 /// Skip (return true) when not root: these tests need real namespaces, mounts and cgroups.
 pub fn skip_unless_root() -> bool {

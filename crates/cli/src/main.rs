@@ -108,6 +108,55 @@ enum Cmd {
     },
     /// Remove whatever crashed commands left behind.
     Prune,
+    /// Connect a running container to the host: a veth pair, its own subnet, a default route.
+    Addnetwork {
+        name: String,
+        #[command(flatten)]
+        net: NetArgs,
+    },
+    /// Let two networked containers reach each other (by address and by name).
+    Peer { a: String, b: String },
+    /// Container networks.
+    Network {
+        #[command(subcommand)]
+        cmd: NetworkCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum NetworkCmd {
+    /// List containers' networks.
+    Ls {
+        #[arg(long, value_parser = ["table", "json"], default_value = "table")]
+        format: String,
+    },
+}
+
+#[derive(clap::Args, Default)]
+struct NetArgs {
+    /// Let the container reach beyond the host (masqueraded out of the default-route interface).
+    #[arg(short, long)]
+    internet: bool,
+    /// The seed's CPORT-HPORT[/udp]: container port CPORT is host port HPORT.
+    #[arg(short, long = "expose", value_name = "CPORT-HPORT")]
+    expose: Vec<String>,
+    /// Docker's HPORT:CPORT[/tcp|/udp].
+    #[arg(short, long = "publish", value_name = "HPORT:CPORT")]
+    publish: Vec<String>,
+}
+
+impl NetArgs {
+    fn request(&self) -> Result<conductor_engine::NetRequest> {
+        use conductor_network::firewall::PortSpec;
+        let mut ports = Vec::new();
+        for e in &self.expose {
+            ports.push(PortSpec::parse_seed(e)?);
+        }
+        for p in &self.publish {
+            ports.push(PortSpec::parse_docker(p)?);
+        }
+        Ok(conductor_engine::NetRequest { internet: self.internet, ports })
+    }
 }
 
 #[derive(clap::Args)]
@@ -143,6 +192,18 @@ struct RunArgs {
     /// Run a minimal init as pid 1 that forwards signals and reaps zombies.
     #[arg(long)]
     init: bool,
+    /// Connect the container to the host before its program starts (as `addnetwork`).
+    #[arg(long)]
+    network: bool,
+    /// With a network: reach beyond the host (addnetwork's -i).
+    #[arg(long)]
+    internet: bool,
+    /// With a network: the seed's CPORT-HPORT (addnetwork's -e; -e is --env here, as in Docker).
+    #[arg(long = "expose", value_name = "CPORT-HPORT")]
+    expose: Vec<String>,
+    /// With a network: Docker's HPORT:CPORT[/tcp|/udp].
+    #[arg(short, long = "publish", value_name = "HPORT:CPORT")]
+    publish: Vec<String>,
     image: String,
     name: String,
     /// Command and arguments (after --); default: the image's command.
@@ -273,12 +334,26 @@ fn run(cli: Cli) -> Result<i32> {
                 println!("removed {r}");
             }
         }
+        Cmd::Addnetwork { name, net } => {
+            let rec = engine.add_network(&name, &net.request()?)?;
+            let a = &rec.allocation;
+            println!(
+                "{name}: {} ({}) <-> {} ({}) in {}",
+                a.ifnames.outside, a.host_ip, a.ifnames.inside, a.container_ip, a.subnet
+            );
+        }
+        Cmd::Peer { a, b } => {
+            engine.peer(&a, &b)?;
+            println!("{a} <-> {b}");
+        }
+        Cmd::Network { cmd: NetworkCmd::Ls { format } } => network_ls(&engine, format == "json")?,
     }
     Ok(0)
 }
 
 fn run_container(engine: &Engine, r: RunArgs) -> Result<i32> {
     let stdin_tty = std::io::stdin().is_terminal();
+    let network = run_network(&r)?;
     let opts = RunOptions {
         env: r.env.iter().map(|e| options::parse_env(e)).collect::<Result<_, _>>()?,
         volumes: r.volume.iter().map(|v| options::parse_volume(v)).collect::<Result<_, _>>()?,
@@ -293,6 +368,7 @@ fn run_container(engine: &Engine, r: RunArgs) -> Result<i32> {
         tty: stdin_tty && !r.detach,
         interactive: !r.detach,
         detach: r.detach,
+        network,
     };
     let raw = opts.tty.then(|| conductor_sys::pty::make_raw(&std::io::stdin()).ok()).flatten();
     let res = engine.run(&r.image, &r.name, &r.command, opts);
@@ -306,6 +382,38 @@ fn run_container(engine: &Engine, r: RunArgs) -> Result<i32> {
         }
         Outcome::Exited(code) => Ok(code),
     }
+}
+
+/// `run`'s network options: any of them asks for a network.
+fn run_network(r: &RunArgs) -> Result<Option<conductor_engine::NetRequest>> {
+    let want = r.network || r.internet || !r.expose.is_empty() || !r.publish.is_empty();
+    let args = NetArgs { internet: r.internet, expose: r.expose.clone(), publish: r.publish.clone() };
+    Ok(if want { Some(args.request()?) } else { None })
+}
+
+fn network_ls(engine: &Engine, json: bool) -> Result<()> {
+    let nets = engine.networks();
+    if json {
+        let v: Vec<_> = nets.iter().map(|(n, r)| serde_json::json!({"Name": n, "Network": r})).collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("{:<20} {:<16} {:<16} {:<16} {:<10} {:<24} PEERS", "NAME", "ADDRESS", "GATEWAY", "HOST LINK", "INTERNET", "PORTS");
+    for (n, r) in nets {
+        let a = &r.allocation;
+        let ports: Vec<String> = r.ports.iter().map(|p| p.to_string()).collect();
+        println!(
+            "{:<20} {:<16} {:<16} {:<16} {:<10} {:<24} {}",
+            n,
+            a.container_cidr().to_string(),
+            a.host_ip.to_string(),
+            a.ifnames.outside,
+            r.internet.as_deref().unwrap_or("-"),
+            if ports.is_empty() { "-".into() } else { ports.join(",") },
+            if r.peers.is_empty() { "-".into() } else { r.peers.join(",") }
+        );
+    }
+    Ok(())
 }
 
 fn exec(engine: &Engine, e: ExecArgs) -> Result<i32> {

@@ -72,6 +72,9 @@ impl Engine {
         if args.is_empty() {
             return Err(Error::Invalid(format!("image {image:?} has no default command: give one after --")));
         }
+        if let Some(req) = &opts.network {
+            self.precheck_network(req)?;
+        }
         std::fs::create_dir_all(self.paths.containers()).ctx(|| "create containers dir".into())?;
         std::fs::create_dir(&dir.path).ctx(|| format!("create {}", dir.path.display()))?;
         let mut undo = Undo { engine: self, name: cname, dir: &dir, armed: true };
@@ -87,7 +90,7 @@ impl Engine {
         };
         dir.save_state(&State::creating())?;
         dir.save_config(&config)?;
-        let etc = write_etc_files(&dir, opts.hostname.as_deref().unwrap_or(cname))?;
+        let etc = crate::etc::write(&dir, opts.hostname.as_deref().unwrap_or(cname))?;
         conductor_image::mount_rootfs(&img, &dir.upper(), &dir.work(), &dir.rootfs())?;
         let oci = spec::generate(&spec::Input {
             name: cname,
@@ -107,6 +110,11 @@ impl Engine {
             interactive: opts.interactive,
             detach: opts.detach,
             lock_fd: std::os::fd::AsRawFd::as_raw_fd(&*lock),
+            on_created: opts.network.as_ref().map(|req| {
+                let dir = &dir;
+                Box::new(move |pid: i32| self.connect_created(cname, dir, pid, req).map(drop))
+                    as Box<dyn Fn(i32) -> Result<()> + '_>
+            }),
         };
         let mon = monitor::spawn(&launch)?;
         undo.armed = false;
@@ -146,6 +154,7 @@ impl Engine {
 
     /// Remove a container's runtime state, cgroup, rootfs mount and directory.
     fn remove(&self, cname: &str, dir: &Dir) -> Result<()> {
+        self.disconnect(cname, dir)?;
         match conductor_runtime::delete(&self.runtime_root(), cname, true) {
             Ok(()) | Err(conductor_runtime::Error::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
@@ -258,7 +267,7 @@ impl Engine {
             "Mounts": oci["mounts"],
             "Config": oci,
             "Options": c.options,
-            "Network": Value::Null,
+            "Network": crate::network::read_record(&dir)?,
         }))
     }
 
@@ -322,6 +331,7 @@ impl Engine {
                 removed.push(format!("container {n}"));
             }
         }
+        removed.extend(self.prune_networks());
         for s in conductor_runtime::list(&self.runtime_root()) {
             if !Dir::of(&self.paths, &s.id).exists() && conductor_runtime::delete(&self.runtime_root(), &s.id, true).is_ok() {
                 removed.push(format!("runtime state {}", s.id));
@@ -355,19 +365,6 @@ impl Drop for Undo<'_> {
             let _ = std::fs::remove_dir_all(&self.dir.path);
         }
     }
-}
-
-/// /etc/hosts, /etc/hostname and /etc/resolv.conf for the container, from its own directory.
-fn write_etc_files(dir: &Dir, hostname: &str) -> Result<Vec<(String, PathBuf)>> {
-    let hosts = format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n");
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let mut out = Vec::new();
-    for (name, body) in [("hosts", hosts), ("hostname", format!("{hostname}\n")), ("resolv.conf", resolv)] {
-        let p = dir.path.join(name);
-        std::fs::write(&p, body).ctx(|| format!("write {}", p.display()))?;
-        out.push((format!("/etc/{name}"), p));
-    }
-    Ok(out)
 }
 
 /// What a killed `run` leaves: no record, or still "creating" with no monitor alive.

@@ -19,7 +19,7 @@ use crate::error::{Context, Error, Result};
 use crate::logs;
 use crate::record::{Dir, State, Status};
 
-pub struct Launch {
+pub struct Launch<'a> {
     pub runtime_root: PathBuf,
     pub name: String,
     pub dir: PathBuf,
@@ -31,6 +31,9 @@ pub struct Launch {
     pub detach: bool,
     /// The CLI's lock on the name: the monitor must not keep holding it.
     pub lock_fd: RawFd,
+    /// Run between create and start with init's pid (the network is attached here, so the
+    /// program starts with it in place).
+    pub on_created: Option<Box<dyn Fn(i32) -> Result<()> + 'a>>,
 }
 
 /// What an attached CLI passes on (Ctrl-C and friends), as `docker run` does.
@@ -44,7 +47,7 @@ enum Report {
 }
 
 /// Fork the monitor and return once the container is running (or failed to start).
-pub fn spawn(l: &Launch) -> Result<Pid> {
+pub fn spawn(l: &Launch<'_>) -> Result<Pid> {
     let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
     match clone3(&CloneArgs::default()).ctx(|| "fork monitor".into())? {
         Forked::Child => {
@@ -77,7 +80,7 @@ fn report(fd: &OwnedFd, r: &Report) {
 }
 
 /// The monitor's life; returns its exit code.
-fn monitor(l: &Launch, report_fd: OwnedFd) -> i32 {
+fn monitor(l: &Launch<'_>, report_fd: OwnedFd) -> i32 {
     let _ = nix::unistd::close(l.lock_fd);
     conductor_sys::process::set_name("conductor-mon");
     let _ = nix::unistd::setsid();
@@ -113,7 +116,7 @@ struct Io {
     attach_in: Option<OwnedFd>,
 }
 
-fn start(l: &Launch, dir: &Dir) -> Result<Io> {
+fn start(l: &Launch<'_>, dir: &Dir) -> Result<Io> {
     let dup = |fd: RawFd| dup_std(fd).ctx(|| "dup".into());
     let (attach_out, attach_err, attach_in) = if l.detach {
         (None, None, None)
@@ -153,6 +156,9 @@ fn start(l: &Launch, dir: &Dir) -> Result<Io> {
     }
     let pid = created?;
     io.pid = pid;
+    if let Some(f) = &l.on_created {
+        f(pid.as_raw())?;
+    }
     if let Some(rx) = master_rx {
         io.master = Some(conductor_sys::pty::recv_fd(&rx).ctx(|| "receive pty master".into())?.0);
     }

@@ -31,6 +31,9 @@ pub struct RunOptions {
     pub tty: bool,
     pub interactive: bool,
     pub detach: bool,
+    /// Connect the container to the host before its program starts (`--network`, `--internet`, `-p`).
+    #[serde(default)]
+    pub network: Option<crate::network::NetRequest>,
 }
 
 fn bad(opt: &str, v: &str, why: &str) -> Error {

@@ -45,7 +45,7 @@ impl FromStr for Proto {
 
 /// One exposed port: `host_port` on the host's addresses forwards to `container_port` in the
 /// container.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct PortSpec {
     pub proto: Proto,
     pub container_port: u16,
