@@ -4,7 +4,7 @@
 //! container's rootfs without copying it.
 //!
 //! - [`Store`]: `open`, `list`, `get`, `exists`, `remove`, `import`, `build_debootstrap`,
-//!   `create_from_dir`. Every change is atomic (rename into place); leftovers of a crash are
+//!   `build_from_binary` (a program and its shared-library closure), `create_from_dir`. Every change is atomic (rename into place); leftovers of a crash are
 //!   cleaned by the next `open`.
 //! - [`mount_rootfs`] / [`unmount_rootfs`]: overlayfs, emitting `conductor::explain` events.
 //! - [`Progress`]: how builders report progress; the caller picks the rendering.
@@ -15,11 +15,15 @@
 
 pub mod apt_sources;
 mod atomic;
+mod closure;
 pub mod debootstrap;
 mod du;
+mod elf;
 mod error;
+mod from_binary;
 mod image;
 pub mod import;
+mod ldcache;
 mod mountinfo;
 pub mod name;
 mod overlay;

@@ -68,3 +68,32 @@ fn is_dynamically_linked_and_copied_beside_the_cargo_binaries() {
     let beside = std::path::Path::new(env!("CARGO_BIN_EXE_namespace_prog")).with_file_name("container_prog");
     assert_eq!(std::fs::read(&beside).unwrap(), bytes, "{}", beside.display());
 }
+
+/// The seed's Task 2a with our pieces: a from-binary image of container_prog (the program and
+/// its closure, nothing else), run chrooted into the layer, lists just that closure's top level.
+#[test]
+fn runs_chrooted_in_its_from_binary_image() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping runs_chrooted_in_its_from_binary_image: needs root (chroot)");
+        return;
+    }
+    let tmp = std::env::temp_dir().join(format!("cnd-lab-fb-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let store = conductor_image::Store::open(&tmp).unwrap();
+    let img = store
+        .build_from_binary("container-prog", conductor_lab::container_prog(), &[], &mut conductor_image::progress::Silent)
+        .unwrap();
+    let layer = &img.layers()[0];
+    let out = Command::new("chroot").arg(layer).arg(&img.config.cmd[0]).arg("1").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let end = lines.iter().rposition(|l| *l == SEP).unwrap();
+    let listed: BTreeSet<&str> = lines[5..end].iter().copied().collect();
+    let mut top: BTreeSet<String> =
+        std::fs::read_dir(layer).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    top.extend([".".to_string(), "..".to_string()]);
+    assert_eq!(listed, top.iter().map(String::as_str).collect(), "{text}");
+    assert!(top.contains("lib64"), "the loader's link is in the image: {top:?}");
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
