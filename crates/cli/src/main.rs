@@ -46,7 +46,7 @@ enum Cmd {
     /// Remove an image (refused while a container uses it).
     Rmi { image: String },
     /// Run a command in a new container.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List containers.
     Ps {
         /// Include exited containers.
@@ -121,6 +121,35 @@ enum Cmd {
         #[command(subcommand)]
         cmd: NetworkCmd,
     },
+    /// Images (beyond build, import, images, rmi).
+    Image {
+        #[command(subcommand)]
+        cmd: ImageCmd,
+    },
+    /// The seed's exercises, from kernel primitives.
+    Lab {
+        #[command(subcommand)]
+        cmd: LabCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImageCmd {
+    /// An image holding PROGRAM and its shared-library closure (and each --add PATH), nothing else.
+    FromBinary {
+        image: String,
+        program: PathBuf,
+        /// Another file or directory to include (with the libraries of any ELF files in it).
+        #[arg(long = "add", value_name = "PATH")]
+        add: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LabCmd {
+    /// Task 1: a child in new UTS and PID namespaces (clone3), a second one joined into them
+    /// (pidfd_open + setns).
+    Namespaces,
 }
 
 #[derive(Subcommand)]
@@ -192,6 +221,15 @@ struct RunArgs {
     /// Run a minimal init as pid 1 that forwards signals and reaps zombies.
     #[arg(long)]
     init: bool,
+    /// `host`: share the host's PID namespace (the seed's Task 2a: only a new root).
+    #[arg(long, value_name = "host")]
+    pid: Option<String>,
+    /// `host`: share the host's UTS namespace (hostname).
+    #[arg(long, value_name = "host")]
+    uts: Option<String>,
+    /// `host`: share the host's IPC namespace.
+    #[arg(long, value_name = "host")]
+    ipc: Option<String>,
     /// Connect the container to the host before its program starts (as `addnetwork`).
     #[arg(long)]
     network: bool,
@@ -261,6 +299,11 @@ fn paths(cli: &Cli) -> Paths {
 }
 
 fn run(cli: Cli) -> Result<i32> {
+    if let Cmd::Lab { cmd: LabCmd::Namespaces } = cli.cmd {
+        // Needs a single-threaded process: before anything else runs.
+        conductor_lab::namespaces::namespaces()?;
+        return Ok(0);
+    }
     if matches!(cli.cmd, Cmd::Run(_) | Cmd::Exec(_)) {
         // The container's init starts as a copy of this process: run it from a read-only
         // mount of the binary (CVE-2019-5736).
@@ -287,7 +330,7 @@ fn run(cli: Cli) -> Result<i32> {
             engine.remove_image(&image)?;
             println!("{image}");
         }
-        Cmd::Run(r) => return run_container(&engine, r),
+        Cmd::Run(r) => return run_container(&engine, *r),
         Cmd::Ps { all, format } => {
             let list = engine.list(all);
             if format == "json" {
@@ -347,6 +390,11 @@ fn run(cli: Cli) -> Result<i32> {
             println!("{a} <-> {b}");
         }
         Cmd::Network { cmd: NetworkCmd::Ls { format } } => network_ls(&engine, format == "json")?,
+        Cmd::Image { cmd: ImageCmd::FromBinary { image, program, add } } => {
+            engine.images.build_from_binary(&image, &program, &add, conductor_image::progress::for_stderr().as_mut())?;
+            println!("{image}");
+        }
+        Cmd::Lab { cmd: LabCmd::Namespaces } => unreachable!("handled before the engine opens"),
     }
     Ok(0)
 }
@@ -354,6 +402,14 @@ fn run(cli: Cli) -> Result<i32> {
 fn run_container(engine: &Engine, r: RunArgs) -> Result<i32> {
     let stdin_tty = std::io::stdin().is_terminal();
     let network = run_network(&r)?;
+    let mut host_namespaces = Vec::new();
+    for (opt, ns, v) in [("--pid", "pid", &r.pid), ("--uts", "uts", &r.uts), ("--ipc", "ipc", &r.ipc)] {
+        if let Some(v) = v {
+            if options::parse_host_namespace(opt, v)? {
+                host_namespaces.push(ns.to_string());
+            }
+        }
+    }
     let opts = RunOptions {
         env: r.env.iter().map(|e| options::parse_env(e)).collect::<Result<_, _>>()?,
         volumes: r.volume.iter().map(|v| options::parse_volume(v)).collect::<Result<_, _>>()?,
@@ -369,6 +425,7 @@ fn run_container(engine: &Engine, r: RunArgs) -> Result<i32> {
         interactive: !r.detach,
         detach: r.detach,
         network,
+        host_namespaces,
     };
     let raw = opts.tty.then(|| conductor_sys::pty::make_raw(&std::io::stdin()).ok()).flatten();
     let res = engine.run(&r.image, &r.name, &r.command, opts);

@@ -31,6 +31,9 @@ pub struct RunOptions {
     pub tty: bool,
     pub interactive: bool,
     pub detach: bool,
+    /// Namespaces shared with the host instead of new ones (`--pid host`, `--uts host`, `--ipc host`).
+    #[serde(default)]
+    pub host_namespaces: Vec<String>,
     /// Connect the container to the host before its program starts (`--network`, `--internet`, `-p`).
     #[serde(default)]
     pub network: Option<crate::network::NetRequest>,
@@ -111,6 +114,15 @@ pub fn parse_pids(v: &str) -> Result<i64> {
     match v.parse::<i64>() {
         Ok(n) if n > 0 || n == -1 => Ok(n),
         _ => Err(bad("--pids-limit", v, "must be a positive number or -1")),
+    }
+}
+
+/// `--pid host` and friends: only `host` is a value (a new namespace is the default).
+pub fn parse_host_namespace(opt: &str, v: &str) -> Result<bool> {
+    match v {
+        "host" => Ok(true),
+        "private" | "" => Ok(false),
+        _ => Err(bad(opt, v, "expected host (share the host's) or private (the default)")),
     }
 }
 

@@ -93,7 +93,7 @@ pub fn generate(i: &Input) -> Value {
     if o.init {
         annotations[INIT_ANNOTATION] = json!("true");
     }
-    json!({
+    let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": o.tty,
@@ -105,18 +105,29 @@ pub fn generate(i: &Input) -> Value {
             "noNewPrivileges": true
         },
         "root": {"path": "rootfs", "readonly": o.read_only},
-        "hostname": o.hostname.as_deref().unwrap_or(i.name),
         "mounts": mounts,
         "annotations": annotations,
         "linux": {
             "cgroupsPath": cgroup_path(i.name),
             "resources": resources,
-            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}],
+            "namespaces": namespaces(o),
             "maskedPaths": MASKED,
             "readonlyPaths": READONLY,
             "seccomp": crate::seccomp_profile::default_profile()
         }
-    })
+    });
+    // A hostname is only for a UTS namespace of the container's own.
+    if !o.host_namespaces.iter().any(|n| n == "uts") {
+        spec["hostname"] = json!(o.hostname.as_deref().unwrap_or(i.name));
+    }
+    spec
+}
+
+/// New namespaces, except those shared with the host (`--pid host`, ...).
+fn namespaces(o: &RunOptions) -> Value {
+    let all = ["pid", "network", "ipc", "uts", "mount", "cgroup"];
+    let host = |n: &&str| o.host_namespaces.iter().any(|h| h == n);
+    Value::Array(all.iter().filter(|n| !host(n)).map(|n| json!({"type": n})).collect())
 }
 
 #[cfg(test)]
@@ -152,5 +163,25 @@ mod tests {
         assert_eq!(r.pids().as_ref().unwrap().limit(), 10);
         assert_eq!(spec.linux().as_ref().unwrap().masked_paths().as_ref().unwrap().len(), 10);
         assert_eq!(p.capabilities().as_ref().unwrap().bounding().as_ref().unwrap().len(), 14);
+        assert_eq!(spec.linux().as_ref().unwrap().namespaces().as_ref().unwrap().len(), 6);
+    }
+
+    #[test]
+    fn host_namespaces_are_left_out() {
+        let opts = RunOptions { host_namespaces: vec!["pid".into(), "uts".into()], ..Default::default() };
+        let args = vec!["sh".to_string()];
+        let v = generate(&Input {
+            name: "a",
+            image: "i",
+            args: &args,
+            image_env: &[],
+            image_workdir: None,
+            opts: &opts,
+            etc_files: &[],
+        });
+        let kinds: Vec<&str> = v["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["network", "ipc", "mount", "cgroup"]);
+        assert!(v.get("hostname").is_none(), "no hostname without a UTS namespace");
+        conductor_runtime::config::parse(v.to_string().as_bytes()).unwrap();
     }
 }
