@@ -189,7 +189,7 @@ impl Cgroup {
         for dir in self.layout.all_dirs() {
             if let Some(parent) = dir.parent().filter(|p| p.file_name().is_some_and(|n| n == name)) {
                 if std::fs::remove_dir(parent).is_ok() {
-                    tracing::debug!(target: "conductor::explain", path = %parent.display(), value = "rmdir");
+                    tracing::debug!(target: crate::fs::EXPLAIN, step = "rmdir", path = %parent.display());
                 }
             }
         }

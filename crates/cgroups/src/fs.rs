@@ -13,7 +13,7 @@ pub(crate) const EXPLAIN: &str = "conductor::explain";
 /// Write `value` to an existing cgroup file in one write(2): cgroupfs parses each write call on
 /// its own, so a split write would be two (wrong) commands. Never creates the file.
 pub(crate) fn write(path: &Path, value: &str) -> Result<()> {
-    tracing::debug!(target: EXPLAIN, path = %path.display(), value, "cgroup write");
+    tracing::debug!(target: EXPLAIN, step = "write", path = %path.display(), value);
     let mut file = OpenOptions::new().write(true).open(path).map_err(|e| Error::io(format!("write {value:?} to"), path, e))?;
     let n = file.write(value.as_bytes()).map_err(|e| Error::io(format!("write {value:?} to"), path, e))?;
     if n != value.len() {
@@ -36,7 +36,7 @@ pub(crate) fn read_trim(path: &Path) -> Result<String> {
 pub(crate) fn mkdir(path: &Path) -> Result<bool> {
     match fs::create_dir(path) {
         Ok(()) => {
-            tracing::debug!(target: EXPLAIN, path = %path.display(), value = "mkdir", "cgroup mkdir");
+            tracing::debug!(target: EXPLAIN, step = "mkdir", path = %path.display());
             Ok(true)
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(false),
@@ -48,7 +48,7 @@ pub(crate) fn mkdir(path: &Path) -> Result<bool> {
 pub(crate) fn rmdir(path: &Path) -> io::Result<()> {
     match fs::remove_dir(path) {
         Ok(()) => {
-            tracing::debug!(target: EXPLAIN, path = %path.display(), value = "rmdir", "cgroup rmdir");
+            tracing::debug!(target: EXPLAIN, step = "rmdir", path = %path.display());
             Ok(())
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

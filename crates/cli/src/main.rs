@@ -19,6 +19,10 @@ struct Cli {
     /// Run-time state directory; default /run/conductor or $CONDUCTOR_RUNROOT.
     #[arg(long, global = true)]
     runroot: Option<PathBuf>,
+    /// Print each kernel-level step (clone flags, setns, mounts, pivot_root, cgroup writes,
+    /// netlink and nftables changes) to stderr as it is taken.
+    #[arg(long, global = true)]
+    explain: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -275,9 +279,10 @@ fn main() -> ExitCode {
             return ExitCode::from(125);
         }
     };
-    let _ = tracing::subscriber::set_global_default(
-        tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(tracing::Level::WARN).without_time().finish(),
-    );
+    if let Err(e) = logging(cli.explain) {
+        eprintln!("conductor: --explain: {e}");
+        return ExitCode::from(125);
+    }
     match run(cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
@@ -285,6 +290,23 @@ fn main() -> ExitCode {
             ExitCode::from(125)
         }
     }
+}
+
+/// Warnings to stderr; with --explain, every step the libraries report too.
+fn logging(explain: bool) -> std::io::Result<()> {
+    use tracing_subscriber::filter::{filter_fn, LevelFilter};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::Layer;
+    let warnings =
+        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).without_time().with_filter(LevelFilter::WARN);
+    let steps = if explain {
+        let only_steps = filter_fn(|m| m.target() == conductor_sys::EXPLAIN);
+        Some(conductor_engine::explain::to_stderr()?.with_filter(only_steps))
+    } else {
+        None
+    };
+    let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(warnings).with(steps));
+    Ok(())
 }
 
 fn paths(cli: &Cli) -> Paths {

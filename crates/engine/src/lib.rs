@@ -5,6 +5,7 @@ pub mod config;
 pub mod container;
 pub mod error;
 pub mod etc;
+pub mod explain;
 pub mod logs;
 pub mod monitor;
 pub mod name;

@@ -98,6 +98,8 @@ fn monitor(l: &Launch<'_>, report_fd: OwnedFd) -> i32 {
     };
     report(&report_fd, &Report::Started(io.pid.as_raw()));
     drop(report_fd);
+    // The command that started us is done explaining; we must not hold its stderr.
+    crate::explain::finish();
     let code = pump(&dir, io);
     record_exit(&dir, &l.name, code);
     0

@@ -26,9 +26,10 @@ pub fn attach_program(cgroup_dir: &Path, rules: &[DeviceRule]) -> Result<()> {
     let old = bpf::prog_query_cgroup_device(dir.as_fd()).map_err(|e| bpf_err("BPF_PROG_QUERY", e))?;
     tracing::debug!(
         target: EXPLAIN,
+        step = "bpf(BPF_PROG_ATTACH, BPF_CGROUP_DEVICE)",
         path = %cgroup_dir.display(),
-        value = %format!("BPF_PROG_ATTACH cgroup device program ({} rules, {} insns)", rules.len(), insns.len()),
-        "cgroup bpf attach"
+        rules = rules.len(),
+        instructions = insns.len()
     );
     match bpf::prog_attach_cgroup_device(dir.as_fd(), prog.as_fd(), bpf::BPF_F_ALLOW_MULTI) {
         Ok(()) => {}
@@ -51,7 +52,7 @@ fn detach(dir: &File, cgroup_dir: &Path, id: u32) -> Result<()> {
         Err(Errno::ENOENT) => return Ok(()), // already gone
         Err(e) => return Err(Error::Unsupported(format!("BPF_PROG_GET_FD_BY_ID {id}: {e}"))),
     };
-    tracing::debug!(target: EXPLAIN, path = %cgroup_dir.display(), value = %format!("BPF_PROG_DETACH program id {id}"), "cgroup bpf detach");
+    tracing::debug!(target: EXPLAIN, step = "bpf(BPF_PROG_DETACH)", path = %cgroup_dir.display(), program_id = id);
     match bpf::prog_detach_cgroup_device(dir.as_fd(), old.as_fd()) {
         Ok(()) | Err(Errno::ENOENT) => Ok(()),
         Err(e) => Err(Error::Unsupported(format!("BPF_PROG_DETACH {}: {e}", cgroup_dir.display()))),
