@@ -129,13 +129,15 @@ fn network_steps_in_order() {
             "RTM_SETLINK link=lo set=up",
             "RTM_NEWADDR address=192.168.1.2/24",
             "RTM_NEWROUTE dst=0.0.0.0/0 gateway=192.168.1.1",
+            "route_localnet value=1",
+            // One transaction: the table brought up to date, then the container's elements.
             "nft add table inet conductor",
             "nft add rule inet conductor forward ip saddr @containers drop",
-            "write /proc/sys/net/ipv4/ip_forward value=1",
             "nft add element inet conductor containers { 192.168.1.2 }",
             "nft add element inet conductor internet { 192.168.1.2 . \"lan0\" }",
-            "route_localnet value=1",
             "nft create element inet conductor ports_addr { tcp . 3000 : 192.168.1.2 }",
+            // Forwarding only once the isolation rules are in place.
+            "write /proc/sys/net/ipv4/ip_forward value=1",
         ],
     );
     e.ok(&["addnetwork", &b]);

@@ -84,17 +84,11 @@ impl Net {
                 return Err(Error::Invalid(format!("host port {}/{} is given twice", p.host_port, p.proto)));
             }
         }
-        if !req.ports.is_empty() {
-            let taken = self.fw.list().map_err(fw_err)?.map(|s| s.ports).unwrap_or_default();
-            for p in &req.ports {
-                if let Some(m) = taken.iter().find(|m| m.proto == p.proto && m.host_port == p.host_port) {
-                    return Err(Error::Invalid(format!(
-                        "host port {}/{} is already exposed, forwarding to {}:{}",
-                        p.host_port, p.proto, m.ip, m.container_port
-                    )));
-                }
-                host_port_free(p)?;
-            }
+        // Another container's mapping of the same port is found by the firewall's transaction
+        // itself (it fails as a whole), without listing the table: a cost that would grow with
+        // the number of containers.
+        for p in &req.ports {
+            host_port_free(p)?;
         }
         if req.internet {
             self.out_interface()?;
@@ -141,20 +135,13 @@ impl Net {
         let a = &rec.allocation;
         let ns = Netns::of_pid(pid).map_err(net_err)?;
         conductor_network::attach(&ns, a).map_err(net_err)?;
-        self.fw.ensure().map_err(fw_err)?;
-        self.fw.add_container(a.container_ip).map_err(fw_err)?;
-        if req.internet {
-            let ifc = self.out_interface()?;
-            self.fw.allow_internet(a.container_ip, &ifc).map_err(fw_err)?;
-            rec.internet = Some(ifc);
-        }
+        let internet = if req.internet { Some(self.out_interface()?) } else { None };
         if !req.ports.is_empty() {
             // The host reaches its exposed ports at 127.0.0.1 too (see Firewall::enable_route_localnet).
             Firewall::enable_route_localnet(&a.ifnames.outside).map_err(fw_err)?;
         }
-        for p in &req.ports {
-            self.fw.expose(a.container_ip, p.proto, p.container_port, p.host_port).map_err(fw_err)?;
-        }
+        self.fw.connect(a.container_ip, internet.as_deref(), &req.ports).map_err(fw_err)?;
+        rec.internet = internet;
         write_hosts(dir, &rec, &[])?;
         record::write_json(&dir.path.join(RECORD), &rec)?;
         Ok(rec)

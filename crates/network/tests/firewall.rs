@@ -383,3 +383,30 @@ fn packets_dnat_isolation_peering_and_masquerade() {
     inside(&host, || fw.destroy().unwrap());
     assert_untouched_here(TABLE2);
 }
+
+/// `connect`: the table, the container, -i and its ports in one transaction; a taken host port
+/// fails all of it, leaving nothing of the second container behind.
+#[test]
+fn connect_is_all_or_nothing() {
+    need_root!();
+    let host = Netns::create().unwrap();
+    let (a, b) = (ip("10.0.1.2"), ip("10.0.2.2"));
+    let spec = |c, h| conductor_network::firewall::PortSpec { proto: Proto::Tcp, container_port: c, host_port: h };
+    inside(&host, || {
+        let fw = Firewall::new("conductor_test_connect");
+        fw.connect(a, Some("eth0"), &[spec(8080, 3000)]).unwrap();
+        let st = fw.list().unwrap().unwrap();
+        assert_eq!(st.containers, [a]);
+        assert_eq!(st.internet, [InternetAccess { ip: a, out_ifc: "eth0".into() }]);
+        assert_eq!(st.ports, [PortMapping { proto: Proto::Tcp, host_port: 3000, ip: a, container_port: 8080 }]);
+        assert_eq!(std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap().trim(), "1");
+
+        let e = fw.connect(b, None, &[spec(81, 3001), spec(80, 3000)]).unwrap_err();
+        assert!(matches!(e, FirewallError::PortInUse { host_port: 3000, ip, .. } if ip == a), "{e}");
+        assert_eq!(fw.list().unwrap().unwrap(), st, "nothing of {b} was added");
+        assert!(fw.connect(b, Some("a/b"), &[]).is_err());
+        assert!(fw.connect(b, None, &[spec(0, 1)]).unwrap_err().to_string().contains("port 0"));
+        fw.destroy().unwrap();
+    });
+    assert_untouched_here("conductor_test_connect");
+}

@@ -1,5 +1,6 @@
-//! A tiny tracing subscriber that records `conductor::explain` events as (path, value) pairs,
-//! so a test can check what `--explain` would show.
+//! A tiny tracing subscriber that records `conductor::explain` events as (path, value) pairs
+//! (the step, e.g. "mkdir", when there is no value), so a test can check what `--explain`
+//! would show.
 
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,7 @@ pub struct Recorder {
 struct Fields {
     path: String,
     value: String,
+    step: String,
 }
 
 impl Visit for Fields {
@@ -33,6 +35,7 @@ impl Fields {
         match field.name() {
             "path" => self.path = v,
             "value" => self.value = v,
+            "step" => self.step = v,
             _ => {}
         }
     }
@@ -50,7 +53,8 @@ impl Subscriber for Recorder {
     fn event(&self, e: &Event<'_>) {
         let mut f = Fields::default();
         e.record(&mut f);
-        self.events.lock().unwrap().push((f.path, f.value));
+        let value = if f.value.is_empty() { f.step } else { f.value };
+        self.events.lock().unwrap().push((f.path, value));
     }
     fn enter(&self, _: &Id) {}
     fn exit(&self, _: &Id) {}

@@ -101,6 +101,12 @@ impl Firewall {
     /// date: one transaction, idempotent, elements kept. Then turn on IPv4 forwarding (after
     /// the rules, so that there is no moment where containers are routed but not isolated).
     pub fn ensure(&self) -> Result<()> {
+        self.check_table_name()?;
+        self.apply_raw(ruleset::ensure(&self.table), "creating the table")?;
+        sysctl("/proc/sys/net/ipv4/ip_forward", "1")
+    }
+
+    fn check_table_name(&self) -> Result<()> {
         let ok = |c: char| c.is_ascii_alphanumeric() || c == '_';
         if !self.table.starts_with(|c: char| c.is_ascii_alphabetic()) || !self.table.chars().all(ok) || self.table.len() > 64 {
             return Err(FirewallError::Invalid(format!(
@@ -108,8 +114,7 @@ impl Firewall {
                 self.table
             )));
         }
-        self.apply_raw(ruleset::ensure(&self.table), "creating the table")?;
-        sysctl("/proc/sys/net/ipv4/ip_forward", "1")
+        Ok(())
     }
 
     /// Whether the table exists.
@@ -182,6 +187,39 @@ impl Firewall {
                 _ => Err(e),
             },
             r => r,
+        }
+    }
+
+    /// A new container with everything it asks for, in one transaction together with
+    /// [`ensure`](Self::ensure)'s: the table brought up to date, the container added, `-i`
+    /// through `internet` when given, and each port exposed. One `nft` run whatever the number
+    /// of containers (no listing). A host port already forwarded fails the whole transaction,
+    /// so nothing is added; the error names the mapping that holds it.
+    pub fn connect(&self, ip: Ipv4Addr, internet: Option<&str>, ports: &[PortSpec]) -> Result<()> {
+        if let Some(ifc) = internet {
+            check_ifname(ifc)?;
+        }
+        if ports.iter().any(|p| p.container_port == 0 || p.host_port == 0) {
+            return Err(FirewallError::Invalid("port 0 cannot be exposed".into()));
+        }
+        self.check_table_name()?;
+        let mut changes = ruleset::ensure(&self.table);
+        changes.extend(plan::add_container(&self.table, ip));
+        if let Some(ifc) = internet {
+            changes.extend(plan::allow_internet(&self.table, ip, ifc));
+        }
+        for p in ports {
+            let m = PortMapping { proto: p.proto, host_port: p.host_port, ip, container_port: p.container_port };
+            changes.extend(plan::expose(&self.table, m));
+        }
+        match self.apply_raw(changes, &format!("adding container {ip}")) {
+            Err(e @ FirewallError::Nft { .. }) if !ports.is_empty() => {
+                let raw = self.raw()?.unwrap_or_default();
+                let held = ports.iter().find_map(|p| raw.port(p.proto, p.host_port).filter(|m| m.ip != ip));
+                Err(held.map(in_use).unwrap_or(e))
+            }
+            Err(e) => Err(e),
+            Ok(()) => sysctl("/proc/sys/net/ipv4/ip_forward", "1"),
         }
     }
 
