@@ -63,8 +63,7 @@ impl<S: Subscriber> Layer<S> for Explain {
 /// (The name comes from prctl, not /proc: a process that joined a container's mount namespace
 /// sees the container's /proc, where it may not exist.)
 fn who() -> String {
-    let name = nix::sys::prctl::get_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    format!("{name}[{}]", std::process::id())
+    format!("{}[{}]", conductor_sys::process::name(), std::process::id())
 }
 
 /// An event's fields: its step (or message) first, the arguments after it.

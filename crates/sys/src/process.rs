@@ -183,6 +183,19 @@ pub fn set_name(name: &str) {
     unsafe { libc::prctl(libc::PR_SET_NAME, buf.as_ptr(), 0, 0, 0) };
 }
 
+/// The calling thread's name (PR_GET_NAME). Not nix's get_name: it hands the kernel an
+/// immutable buffer, so an optimised build may read back the zeros it started with.
+pub fn name() -> String {
+    let mut buf = [0u8; 16];
+    // SAFETY: the kernel writes at most 16 bytes (TASK_COMM_LEN), NUL-terminated, into buf.
+    let r = unsafe { libc::prctl(libc::PR_GET_NAME, buf.as_mut_ptr(), 0, 0, 0) };
+    if r != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
 /// ioprio_set(2) for the calling process; `class` is "IOPRIO_CLASS_RT", "_BE" or "_IDLE".
 pub fn set_io_priority(class: &str, priority: i64) -> nix::Result<()> {
     let c: i64 = match class {
@@ -214,6 +227,19 @@ pub fn set_personality(persona: libc::c_ulong) -> nix::Result<()> {
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit is always safe to call.
     unsafe { libc::_exit(code) }
+}
+
+#[cfg(test)]
+mod name_tests {
+    #[test]
+    fn the_name_set_is_the_name_read() {
+        std::thread::spawn(|| {
+            super::set_name("cnd-name-test");
+            assert_eq!(super::name(), "cnd-name-test");
+        })
+        .join()
+        .unwrap();
+    }
 }
 
 #[cfg(test)]
