@@ -151,3 +151,28 @@ fn lab_namespaces_from_the_cli() {
     assert_eq!(out.lines().filter(|l| *l == "-".repeat(40)).count(), 6, "{out}");
     assert_eq!(hostname(), host);
 }
+
+/// from-binary refuses what is not a program, in one line, and leaves no image.
+#[test]
+fn from_binary_bad_input() {
+    if skip_unless_root() {
+        return;
+    }
+    let e = Engine::new("frombin-bad");
+    let script = e.dir.join("script.sh");
+    std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+    for (path, why) in [
+        (script.to_str().unwrap(), "not an ELF"),
+        ("/etc", "is a directory"),
+        ("/nonexistent/prog", "No such file or directory"),
+    ] {
+        let err = e.fails(&["image", "from-binary", "x", path]);
+        assert!(err.contains(why) && err.lines().count() == 1, "{path}: {err}");
+    }
+    let err = e.fails(&["image", "from-binary", "x", "/bin/ls", "--add", "/nonexistent/extra"]);
+    assert!(err.contains("/nonexistent/extra"), "{err}");
+    let images = e.ok(&["images"]);
+    assert!(!images.lines().any(|l| l.starts_with("x ")), "{images}");
+    let leftovers: Vec<_> = std::fs::read_dir(e.dir.join("data/images")).unwrap().flatten().map(|d| d.file_name()).collect();
+    assert!(leftovers.iter().all(|n| n == "bb"), "{leftovers:?}");
+}
