@@ -13,6 +13,7 @@ pub mod engine;
 pub mod host;
 pub mod image;
 pub mod lan;
+pub mod netcheck;
 
 /// Skip (return true) when not root: these tests need real namespaces, mounts and cgroups.
 pub fn skip_unless_root() -> bool {

@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 use conductor_engine::resources::{ContainerStats, StatsSample};
 use conductor_engine::{options, Engine, ExecOptions, Outcome, Paths, ResourceUpdate, RunOptions};
 
+mod stack;
+
 #[derive(Parser)]
 #[command(name = "conductor", about = "A container engine: images, containers, networks", version)]
 struct Cli {
@@ -60,7 +62,19 @@ enum Cmd {
         format: String,
     },
     /// Show a container's configuration and state as JSON.
-    Inspect { name: String },
+    Inspect {
+        /// A Go-template subset: `{{.State.Pid}}`, `{{json .Network}}`.
+        #[arg(short, long)]
+        format: Option<String>,
+        name: String,
+    },
+    /// Copy files between a container and the host: `cp SRC NAME:DST` or `cp NAME:SRC DST`.
+    Cp { src: String, dst: String },
+    /// Stacks: several services from one TOML file (see README, "Stacks").
+    Stack {
+        #[command(subcommand)]
+        cmd: stack::StackCmd,
+    },
     /// Run a command in a running container.
     Exec(ExecArgs),
     /// Show a container's output.
@@ -225,6 +239,9 @@ struct RunArgs {
     /// Run a minimal init as pid 1 that forwards signals and reaps zombies.
     #[arg(long)]
     init: bool,
+    /// no | on-failure[:MAX] | always[:MAX]: what the monitor does when the program exits.
+    #[arg(long, default_value = "no")]
+    restart: String,
     /// `host`: share the host's PID namespace (the seed's Task 2a: only a new root).
     #[arg(long, value_name = "host")]
     pid: Option<String>,
@@ -326,7 +343,7 @@ fn run(cli: Cli) -> Result<i32> {
         conductor_lab::namespaces::namespaces()?;
         return Ok(0);
     }
-    if matches!(cli.cmd, Cmd::Run(_) | Cmd::Exec(_)) {
+    if matches!(cli.cmd, Cmd::Run(_) | Cmd::Exec(_) | Cmd::Stack { cmd: stack::StackCmd::Up { .. } }) {
         // The container's init starts as a copy of this process: run it from a read-only
         // mount of the binary (CVE-2019-5736).
         conductor_sys::sealed_exe::reexec_sealed().context("re-exec from a read-only mount of conductor")?;
@@ -365,7 +382,10 @@ fn run(cli: Cli) -> Result<i32> {
                 }
             }
         }
-        Cmd::Inspect { name } => println!("{}", serde_json::to_string_pretty(&engine.inspect(&name)?)?),
+        Cmd::Inspect { format: None, name } => println!("{}", serde_json::to_string_pretty(&engine.inspect(&name)?)?),
+        Cmd::Inspect { format: Some(t), name } => println!("{}", conductor_engine::template::render(&t, &engine.inspect(&name)?)?),
+        Cmd::Cp { src, dst } => return stack::cp(&engine, &src, &dst),
+        Cmd::Stack { cmd } => return stack::run(&engine, cmd),
         Cmd::Exec(e) => return exec(&engine, e),
         Cmd::Logs { follow, tail, name } => engine.logs(&name, tail, follow, &mut std::io::stdout())?,
         Cmd::Kill { name, signal } => {
@@ -448,6 +468,8 @@ fn run_container(engine: &Engine, r: RunArgs) -> Result<i32> {
         detach: r.detach,
         network,
         host_namespaces,
+        restart: conductor_engine::RestartPolicy::parse(&r.restart)?,
+        ..Default::default()
     };
     let raw = opts.tty.then(|| conductor_sys::pty::make_raw(&std::io::stdin()).ok()).flatten();
     let res = engine.run(&r.image, &r.name, &r.command, opts);

@@ -38,6 +38,8 @@ pub struct Summary {
     pub running: bool,
     pub pid: i32,
     pub exit_code: Option<i32>,
+    pub restart_count: u32,
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 impl Engine {
@@ -92,6 +94,9 @@ impl Engine {
         dir.save_config(&config)?;
         let etc = crate::etc::write(&dir, opts.hostname.as_deref().unwrap_or(cname))?;
         conductor_image::mount_rootfs(&img, &dir.upper(), &dir.work(), &dir.rootfs())?;
+        for c in &opts.copy {
+            crate::cp::copy_in(&dir.rootfs(), &c.src, &c.dst)?;
+        }
         let oci = spec::generate(&spec::Input {
             name: cname,
             image,
@@ -136,6 +141,8 @@ impl Engine {
         if !dir.path.exists() {
             return Err(Error::NoContainer(cname.into()));
         }
+        // For good: the monitor's restart policy must not bring it back (restart.rs).
+        crate::restart::mark_stopping(&dir)?;
         if let Ok(st) = dir.state() {
             if self.init_alive(&st) {
                 // A frozen process cannot act on SIGTERM: thaw a paused container first.
@@ -234,6 +241,8 @@ impl Engine {
                     running,
                     pid: if running { st.pid } else { 0 },
                     exit_code: st.exit_code,
+                    restart_count: st.restart_count,
+                    labels: c.options.labels,
                 })
             })
             .collect()
@@ -261,7 +270,10 @@ impl Engine {
                 "StartedAt": st.started,
                 "FinishedAt": st.finished,
                 "Error": st.error,
+                "RestartCount": st.restart_count,
             },
+            "RestartPolicy": c.options.restart.to_string(),
+            "Labels": c.options.labels,
             "Rootfs": dir.rootfs(),
             "LogPath": dir.log(),
             "Mounts": oci["mounts"],

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod container;
+pub mod cp;
 pub mod error;
 pub mod etc;
 pub mod explain;
@@ -14,8 +15,10 @@ pub mod options;
 pub mod paths;
 pub mod record;
 pub mod resources;
+pub mod restart;
 pub mod seccomp_profile;
 pub mod spec;
+pub mod template;
 
 pub use container::{Engine, ExecOptions, Outcome, Summary};
 pub use error::{Error, Result};
@@ -23,3 +26,4 @@ pub use network::{NetRecord, NetRequest};
 pub use options::RunOptions;
 pub use paths::Paths;
 pub use resources::{ContainerStats, ResourceUpdate};
+pub use restart::RestartPolicy;

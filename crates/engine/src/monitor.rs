@@ -100,9 +100,30 @@ fn monitor(l: &Launch<'_>, report_fd: OwnedFd) -> i32 {
     drop(report_fd);
     // The command that started us is done explaining; we must not hold its stderr.
     crate::explain::finish();
-    let code = pump(&dir, io);
+    let mut code = pump(&dir, io);
     record_exit(&dir, &l.name, code);
+    // The restart policy: re-create and start in place while it asks for it (restart.rs).
+    while let Some(again) = crate::restart::prepare(l, &dir, code) {
+        let io = match start(&again.launch, &dir) {
+            Ok(io) => io,
+            Err(e) => {
+                record_start_error(&dir, &e);
+                return 1;
+            }
+        };
+        drop(again);
+        code = pump(&dir, io);
+        record_exit(&dir, &l.name, code);
+    }
     0
+}
+
+fn record_start_error(dir: &Dir, e: &Error) {
+    if let Ok(mut st) = dir.state() {
+        st.status = Status::Exited;
+        st.error = Some(format!("restart: {e}"));
+        let _ = dir.save_state(&st);
+    }
 }
 
 /// What the monitor holds for a running container.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Volume {
     pub host: PathBuf,
     pub container: PathBuf,
@@ -37,6 +37,15 @@ pub struct RunOptions {
     /// Connect the container to the host before its program starts (`--network`, `--internet`, `-p`).
     #[serde(default)]
     pub network: Option<crate::network::NetRequest>,
+    /// Files and directories copied into the rootfs before the program starts (`cp` semantics).
+    #[serde(default)]
+    pub copy: Vec<crate::cp::CopySpec>,
+    /// What the monitor does when the program exits.
+    #[serde(default)]
+    pub restart: crate::restart::RestartPolicy,
+    /// Free-form key/value labels (Docker's `--label`); stacks record their service here.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 fn bad(opt: &str, v: &str, why: &str) -> Error {

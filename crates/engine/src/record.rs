@@ -52,6 +52,9 @@ pub struct State {
     /// Why the container could not start, if it could not.
     #[serde(default)]
     pub error: Option<String>,
+    /// How often the monitor re-created the container under its restart policy.
+    #[serde(default)]
+    pub restart_count: u32,
 }
 
 impl State {
@@ -67,6 +70,7 @@ impl State {
             exit_code: None,
             oom_killed: false,
             error: None,
+            restart_count: 0,
         }
     }
 }
@@ -160,4 +164,17 @@ pub fn lock(paths: &Paths, name: &str) -> Result<nix::fcntl::Flock<File>> {
     let f = File::options().create(true).truncate(false).write(true).open(&p).ctx(|| format!("open {}", p.display()))?;
     nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| Error::Sys { what: format!("lock {name}"), err: e })
+}
+
+/// Like [`lock`] without waiting: None while someone else holds it.
+pub fn try_lock(paths: &Paths, name: &str) -> Result<Option<nix::fcntl::Flock<File>>> {
+    let dir = paths.locks();
+    std::fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+    let p = dir.join(format!("{name}.lock"));
+    let f = File::options().create(true).truncate(false).write(true).open(&p).ctx(|| format!("open {}", p.display()))?;
+    match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(l) => Ok(Some(l)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(Error::Sys { what: format!("lock {name}"), err: e }),
+    }
 }
