@@ -8,8 +8,10 @@
 #     with their load order from depmod + modprobe --show-depends. The .deb and the slim kernel
 #     are cached under $CACHE, so re-runs need no network (the newest cached kernel is used).
 #  2. Test binaries: built with cargo on the host; found through --message-format=json. The
-#     cgroups crate's integration tests (crates/cgroups/tests/*.rs) and, when present, the root
-#     package's tests/runtime_*.rs (they need the built conductor-runtime and /bin/busybox).
+#     cgroups crate's integration tests (crates/cgroups/tests/*.rs), the root package's
+#     tests/runtime_*.rs (they need the built conductor-runtime and /bin/busybox), and the
+#     engine's tests/engine.rs, tests/resources.rs and tests/simple_container.rs (the built
+#     conductor and container_prog; overlayfs, hence the overlay module).
 #  3. Guest: an initramfs of static busybox + those modules + tests/qemu/guest-init.sh as /init.
 #     The host's / is shared read-only over 9p; the guest mounts fresh /proc, /sys, cgroup2 (only)
 #     at /sys/fs/cgroup, /dev, /tmp and /run over it and pivot_roots into it, so the host's glibc,
@@ -35,7 +37,7 @@ TEST_TIMEOUT=${CONDUCTOR_QEMU_TEST_TIMEOUT:-120}
 FILTER=${CONDUCTOR_QEMU_FILTER:-}
 MEM=${CONDUCTOR_QEMU_MEM:-2048}
 SMP=${CONDUCTOR_QEMU_SMP:-2}
-MODULES=(virtio_pci 9pnet_virtio 9p)
+MODULES=(virtio_pci 9pnet_virtio 9p overlay)
 START=$SECONDS
 
 say() { printf '== qemu-cgroup-v2: %s\n' "$*" >&2; }
@@ -157,6 +159,11 @@ if compgen -G "$ROOT/tests/runtime_*.rs" >/dev/null; then
     test_binaries -p conductor-tests --test 'runtime_*' >> "$LIST" \
         || die "building the tests/runtime_*.rs binaries failed"
 fi
+# The engine on pure v2: containers, resource limits from the kernel's counters, the seed's Task 2.
+cargo build --locked -q -p conductor-cli -p conductor-lab || die "building conductor failed"
+for t in engine resources simple_container; do
+    test_binaries -p conductor-tests --test "$t" >> "$LIST" || die "building tests/$t.rs failed"
+done
 while read -r label cwd exe; do
     [ -x "$exe" ] || die "test binary $exe ($label) missing"
     case "$label$cwd$exe" in *[[:space:]]*) die "whitespace in a path: $cwd $exe";; esac
