@@ -60,6 +60,11 @@ fn who(ns: &conductor_network::Netns, ip: Ipv4Addr, port: u16) -> Option<String>
     http_get(ns, ip, port, "/cgi-bin/who").ok().map(|s| s.trim().to_string())
 }
 
+/// conductor with the config file `cfg`, inside the sandbox's host namespace.
+fn with_config(e: &Engine, lan: &Lan, cfg: &std::path::Path, args: &[&str]) -> std::process::Output {
+    conductor_network::in_netns(&lan.host, || Ok(e.cmd().env("CONDUCTOR_CONFIG", cfg).args(args).output().unwrap())).unwrap()
+}
+
 fn allocations(e: &Engine) -> serde_json::Value {
     std::fs::read(e.dir.join("data/network/allocations.json"))
         .map(|b| serde_json::from_slice::<serde_json::Value>(&b).unwrap()["allocations"].clone())
@@ -291,10 +296,7 @@ fn bad_input_and_crash_leftovers() {
     // A broken config file is a one-line error naming the file and line.
     let cfg = e.dir.join("bad.toml");
     std::fs::write(&cfg, "[network]\npool = \"10.0.0.0/8\"\nsubnet_prefx = 24\n").unwrap();
-    let o = conductor_network::in_netns(&lan.host, || {
-        Ok(e.cmd().env("CONDUCTOR_CONFIG", &cfg).args(["addnetwork", &m]).output().unwrap())
-    })
-    .unwrap();
+    let o = with_config(&e, &lan, &cfg, &["addnetwork", &m]);
     let err = stderr(&o);
     assert!(!o.status.success() && err.contains("bad.toml") && err.contains("line 3") && err.contains("subnet_prefx"), "{err}");
 
@@ -313,20 +315,14 @@ fn configured_default_interface_is_used() {
     std::fs::write(&cfg, "[network]\npool = \"10.200.0.0/16\"\nsubnet_prefix = 28\ndefault_interface = \"uplink9\"\n").unwrap();
     let n = e.name("cfg");
     e.ok(&["run", "-d", "bb", &n, "--", "sleep", "inf"]);
-    let o = conductor_network::in_netns(&lan.host, || {
-        Ok(e.cmd().env("CONDUCTOR_CONFIG", &cfg).args(["addnetwork", &n, "-i"]).output().unwrap())
-    })
-    .unwrap();
+    let o = with_config(&e, &lan, &cfg, &["addnetwork", &n, "-i"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let net = net_of(&e, &n);
     assert_eq!(net["internet"], "uplink9");
     assert_eq!(net["allocation"]["subnet"], "10.200.0.16/28", "the pool's first subnet is skipped");
     let fw = lan.firewall().unwrap();
     assert_eq!(fw.internet[0].out_ifc, "uplink9");
-    let o = conductor_network::in_netns(&lan.host, || {
-        Ok(e.cmd().env("CONDUCTOR_CONFIG", &cfg).args(["stop", "-t", "1", &n]).output().unwrap())
-    })
-    .unwrap();
+    let o = with_config(&e, &lan, &cfg, &["stop", "-t", "1", &n]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_network_clean(&e, &lan);
 }
