@@ -81,6 +81,10 @@ impl Store {
             std::fs::create_dir_all(d).ctx(|| format!("create cache directory {}", d.display()))?;
         }
         let cached = rootfs_dir.join(cache_name(opts, &mirror));
+        // One debootstrap at a time per cache: a second build of the same thing waits and then
+        // unpacks what the first cached, instead of downloading it again alongside (and two
+        // debootstraps must not share the .deb cache at once).
+        let _cache_lock = lock_cache(&cache_dir)?;
 
         let mut staging = self.stage(name)?;
         let layer = staging.layer(0);
@@ -197,6 +201,14 @@ fn unpack_cached(cached: &Path, layer: &Path, progress: &mut dyn Progress) -> Re
     import::unpack(t.stream, layer, |p| progress.advance(t.read.get(), &p.to_string_lossy()))
         .map_err(|reason| Error::Archive { path: cached.into(), reason })?;
     Ok(())
+}
+
+fn lock_cache(cache_dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
+    let p = cache_dir.join(".lock");
+    let f = std::fs::File::options().create(true).truncate(false).write(true).open(&p).ctx(|| format!("open {}", p.display()))?;
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| std::io::Error::from(e))
+        .ctx(|| format!("lock {}", p.display()))
 }
 
 /// Write the cache tarball next to its final name and rename it into place, so a crash or a
