@@ -161,11 +161,9 @@ fn from_binary_bad_input() {
     let e = Engine::new("frombin-bad");
     let script = e.dir.join("script.sh");
     std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
-    for (path, why) in [
-        (script.to_str().unwrap(), "not an ELF"),
-        ("/etc", "is a directory"),
-        ("/nonexistent/prog", "No such file or directory"),
-    ] {
+    for (path, why) in
+        [(script.to_str().unwrap(), "not an ELF"), ("/etc", "is a directory"), ("/nonexistent/prog", "No such file or directory")]
+    {
         let err = e.fails(&["image", "from-binary", "x", path]);
         assert!(err.contains(why) && err.lines().count() == 1, "{path}: {err}");
     }

@@ -314,8 +314,7 @@ fn logging(explain: bool) -> std::io::Result<()> {
     use tracing_subscriber::filter::{filter_fn, LevelFilter};
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::Layer;
-    let warnings =
-        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).without_time().with_filter(LevelFilter::WARN);
+    let warnings = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).without_time().with_filter(LevelFilter::WARN);
     let steps = if explain {
         let only_steps = filter_fn(|m| m.target() == conductor_sys::EXPLAIN);
         Some(conductor_engine::explain::to_stderr()?.with_filter(only_steps))
@@ -383,7 +382,9 @@ fn run(cli: Cli) -> Result<i32> {
             }
         }
         Cmd::Inspect { format: None, name } => println!("{}", serde_json::to_string_pretty(&engine.inspect(&name)?)?),
-        Cmd::Inspect { format: Some(t), name } => println!("{}", conductor_engine::template::render(&t, &engine.inspect(&name)?)?),
+        Cmd::Inspect { format: Some(t), name } => {
+            println!("{}", conductor_engine::template::render(&t, &engine.inspect(&name)?)?)
+        }
         Cmd::Cp { src, dst } => return stack::cp(&engine, &src, &dst),
         Cmd::Stack { cmd } => return stack::run(&engine, cmd),
         Cmd::Exec(e) => return exec(&engine, e),
