@@ -117,6 +117,35 @@ impl Drop for Down<'_> {
     }
 }
 
+/// `stack logs -f`: the services' existing lines, then a line for a request made afterwards
+/// (http.server logs each request), each prefixed with its container. Only our child is killed.
+fn follow_logs_sees_new_requests(e: &Engine, lan: &Lan, file: &str, external: &str) {
+    use std::io::BufRead;
+    let mut child = e.cmd().args(["stack", "logs", "-f", file]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let wait_for = |what: &dyn Fn(&str) -> bool| {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while let Ok(l) = rx.recv_timeout(end.saturating_duration_since(std::time::Instant::now())) {
+            if what(&l) {
+                return true;
+            }
+        }
+        false
+    };
+    let ok = wait_for(&|l: &str| l.starts_with(external) && l.contains("listening on 8080"))
+        && ask(lan).is_some()
+        && wait_for(&|l: &str| l.starts_with(external) && l.contains("\"GET / HTTP"));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ok, "stack logs -f did not show the new request of {external}");
+}
+
 #[test]
 fn stack_up_converges_and_down_leaves_nothing() {
     need_sandbox!();
@@ -150,6 +179,7 @@ fn stack_up_converges_and_down_leaves_nothing() {
     assert_counts_up(&lan, &external);
     let logs = e.ok(&["stack", "logs", f]);
     assert!(logs.lines().any(|l| l.starts_with(&counter) && l.ends_with("| counter-service listening on 8080")), "{logs}");
+    follow_logs_sees_new_requests(&e, &lan, f, &external);
 
     e.ok(&["stack", "down", f]);
     assert_eq!(e.ok(&["stack", "ps", f]).lines().count(), 1, "only the header is left");

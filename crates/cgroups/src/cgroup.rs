@@ -75,9 +75,22 @@ impl Cgroup {
     /// mkdir -p in every hierarchy. v1: cpuset levels get their parent's cpus/mems; v2: each
     /// ancestor delegates its controllers through cgroup.subtree_control. Idempotent.
     pub fn create(&self) -> Result<()> {
-        match &self.layout {
-            Layout::V1 { dirs, unified } => v1::create(dirs, unified.as_ref()),
-            Layout::V2 { dir } => v2::create(dir),
+        // A shared parent (the default "conductor") can be removed by another container's
+        // delete (remove_empty_parent) between our mkdir of it and of the level below: then a
+        // level is missing (ENOENT), was seen existing and is gone (EEXIST), or its files went
+        // with it (ENODEV). Start again.
+        let mut attempt = 0;
+        loop {
+            let r = match &self.layout {
+                Layout::V1 { dirs, unified } => v1::create(dirs, unified.as_ref()),
+                Layout::V2 { dir } => v2::create(dir),
+            };
+            match r {
+                Err(e) if attempt < 5 && matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EEXIST | libc::ENODEV)) => {
+                    attempt += 1
+                }
+                r => return r,
+            }
         }
     }
 

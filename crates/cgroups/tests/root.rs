@@ -390,3 +390,37 @@ fn handle_survives_a_round_trip_through_json() {
     assert!(reopened.exists());
     assert_eq!(reopened.pids().unwrap(), Vec::<i32>::new());
 }
+
+/// Creating a cgroup under a shared parent while another container's delete removes that
+/// parent once it is empty (the runtime's remove_empty_parent): creation must never fail.
+#[test]
+fn create_survives_a_concurrent_removal_of_the_empty_parent() {
+    require_root!();
+    let _s = serial();
+    let parent = format!("conductor-test-{}-race", std::process::id());
+    let cg = |n: &str| conductor_cgroups::Cgroup::new(Some(&format!("/{parent}/{n}")), n).unwrap();
+    let (a, b) = (cg("a"), cg("b"));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let churn = std::thread::spawn({
+        let parent = parent.clone();
+        move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                a.create().unwrap();
+                a.destroy().unwrap();
+                a.remove_empty_parent(&parent);
+            }
+        }
+    });
+    let mut failures = Vec::new();
+    for _ in 0..300 {
+        if let Err(e) = b.create() {
+            failures.push(e.to_string());
+        }
+        let _ = b.destroy();
+        b.remove_empty_parent(&parent);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    churn.join().unwrap();
+    assert!(failures.is_empty(), "{} of 300 creates failed, e.g. {}", failures.len(), failures[0]);
+}
