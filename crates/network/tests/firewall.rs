@@ -392,6 +392,10 @@ fn connect_is_all_or_nothing() {
     let host = Netns::create().unwrap();
     let (a, b) = (ip("10.0.1.2"), ip("10.0.2.2"));
     let spec = |c, h| conductor_network::firewall::PortSpec { proto: Proto::Tcp, container_port: c, host_port: h };
+    // Every test installs the shared log first (see explain_log): tracing caches each call
+    // site's interest, and an event fired before the global subscriber exists would hide the
+    // other tests' steps.
+    explain_log();
     inside(&host, || {
         let fw = Firewall::new("conductor_test_connect");
         fw.connect(a, Some("eth0"), &[spec(8080, 3000)]).unwrap();
