@@ -10,7 +10,7 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -265,12 +265,31 @@ fn get(dir: &OwnedFd, name: &OsStr, to: &Path) -> Result<()> {
     if fmt != SFlag::S_IFREG {
         return Err(Error::Invalid(format!("cp: {} is not a regular file, directory or symlink", name.to_string_lossy())));
     }
-    let fd = nix::fcntl::openat(dir, name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(sys(shown()))?;
+    let (src, size) = open_regular(dir, name)?;
     let mut out = File::options().write(true).create_new(true).open(to).map_err(io(shown()))?;
-    std::io::copy(&mut File::from(fd), &mut out).map_err(io(shown()))?;
+    // At most the size it had when opened: a file the container keeps growing cannot make the
+    // copy (and the name lock it holds) last for ever.
+    std::io::copy(&mut std::io::Read::take(src, size), &mut out).map_err(io(shown()))?;
     out.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(io(shown()))?;
     out.set_modified(mtime).map_err(io(shown()))
+}
+
+/// `name` in container directory `dir`, opened for reading only if it is a regular file, and
+/// its size. The type is checked on the inode that was opened (`O_PATH`, no follow), which is
+/// then reopened through its descriptor, not on the name: between a stat and an open of the
+/// name the container could put a fifo there (the open would block for ever, holding the name
+/// lock that `stop` waits for) or a device node (it has CAP_MKNOD; its device cgroup keeps it
+/// from opening the host's disk, but the copy runs on the host, outside that cgroup).
+fn open_regular(dir: &OwnedFd, name: &OsStr) -> Result<(File, u64)> {
+    let shown = || format!("container file {}", name.to_string_lossy());
+    let path = nix::fcntl::openat(dir, name, OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(sys(shown()))?;
+    let st = nix::sys::stat::fstat(&path).map_err(sys(shown()))?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+        return Err(Error::Invalid(format!("cp: {} is not a regular file, directory or symlink", name.to_string_lossy())));
+    }
+    let file = File::open(format!("/proc/self/fd/{}", path.as_raw_fd())).map_err(io(shown()))?;
+    Ok((file, st.st_size as u64))
 }
 
 #[cfg(test)]
@@ -301,6 +320,38 @@ mod tests {
         for p in ["/", "/a/..", ""] {
             assert!(split(Path::new(p)).is_err(), "{p}");
         }
+    }
+
+    /// A name the container may have swapped after `get` looked at it: only a regular file is
+    /// opened; a fifo must not block the copy and a device node must not be read.
+    #[test]
+    fn only_regular_files_are_opened() {
+        let base = std::env::temp_dir().join(format!("cnd-cp-special-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        std::fs::write(base.join("file"), "12345").unwrap();
+        std::os::unix::fs::symlink("file", base.join("link")).unwrap();
+        nix::unistd::mkfifo(&base.join("fifo"), Mode::from_bits_truncate(0o644)).unwrap();
+        let dev = nix::sys::stat::mknod(
+            &base.join("null"),
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(1, 3),
+        );
+        let dir = open_dir(&base).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let r = |n: &str| open_regular(&dir, OsStr::new(n)).map(|(_, size)| size).map_err(|e| e.to_string());
+            let _ = tx.send([r("file"), r("link"), r("fifo"), r("null")]);
+        });
+        let [file, link, fifo, null] = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("opening a fifo blocked");
+        assert_eq!(file, Ok(5));
+        assert!(link.unwrap_err().contains("not a regular file"));
+        assert!(fifo.unwrap_err().contains("not a regular file"));
+        if dev.is_ok() {
+            assert!(null.unwrap_err().contains("not a regular file"));
+        }
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     /// Both directions on plain directories: a tree with modes, a symlink, and an escaping
