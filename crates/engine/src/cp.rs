@@ -6,7 +6,8 @@
 //! `RESOLVE_IN_ROOT`, `conductor_sys::mount::open_in_root`): an absolute symlink in the image
 //! means the container's `/`, and `..` stops at it, so no link can carry a copy to the host.
 //! Below the resolved directory each step is one name at a time, opened with `O_NOFOLLOW`: an
-//! existing symlink at a name being written is replaced, never followed.
+//! existing symlink at a name being written is replaced, never followed. Files copied out lose
+//! their set-user/group-ID bits (the copies are root's on the host).
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -270,7 +271,10 @@ fn get(dir: &OwnedFd, name: &OsStr, to: &Path) -> Result<()> {
     // At most the size it had when opened: a file the container keeps growing cannot make the
     // copy (and the name lock it holds) last for ever.
     std::io::copy(&mut std::io::Read::take(src, size), &mut out).map_err(io(shown()))?;
-    out.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(io(shown()))?;
+    // The copy belongs to whoever runs cp (root), not to the file's owner in the container:
+    // with its set-user/group-ID bits it would be a privileged program on the host that the
+    // container chose (cp without ownership clears them too).
+    out.set_permissions(std::fs::Permissions::from_mode(mode & !0o6000)).map_err(io(shown()))?;
     out.set_modified(mtime).map_err(io(shown()))
 }
 
@@ -383,6 +387,10 @@ mod tests {
         // Out again, keeping the mode; copying the link itself, not what it points to.
         copy_out(&root, Path::new("/srv"), &host.join("back")).unwrap();
         assert_eq!(std::fs::metadata(host.join("back/run.sh")).unwrap().mode() & 0o7777, 0o755);
+        // A set-ID program made in the container is no set-ID program on the host.
+        std::fs::set_permissions(root.join("srv/run.sh"), std::fs::Permissions::from_mode(0o6755)).unwrap();
+        copy_out(&root, Path::new("/srv/run.sh"), &host.join("suid")).unwrap();
+        assert_eq!(std::fs::metadata(host.join("suid")).unwrap().mode() & 0o7777, 0o755);
         copy_out(&root, Path::new("/escape"), &host.join("esc")).unwrap();
         assert!(std::fs::symlink_metadata(host.join("esc")).unwrap().file_type().is_symlink());
         assert!(copy_out(&root, Path::new("/escape/svc/run.sh"), &host.join("x")).is_err());
