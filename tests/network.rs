@@ -326,3 +326,33 @@ fn configured_default_interface_is_used() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_network_clean(&e, &lan);
 }
+
+/// A restart whose re-creation fails after the runtime created the new init (here: the network
+/// record cannot be read when the veth is made again) leaves no created container behind (its
+/// init, runtime state and cgroup), and the state says why, with the last exit code.
+#[test]
+fn failed_restart_leaves_nothing_half_made() {
+    need_sandbox!();
+    let lan = Lan::new();
+    let mut e = Engine::in_netns("net-restart-fail", lan.host.clone());
+    let n = e.name("rf");
+    e.ok(&["run", "-d", "--network", "--restart", "on-failure:3", "bb", &n, "--", "sh", "-c", "sleep 1; exit 3"]);
+    let dir = e.dir.join("data/containers").join(&n);
+    let record = std::fs::read(dir.join("network.json")).unwrap();
+    std::fs::write(dir.join("network.json"), b"not json").unwrap();
+    let state = || -> serde_json::Value { serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap() };
+    let st = eventually(10, || {
+        let st = state();
+        st["error"].as_str().is_some_and(|e| e.starts_with("restart:")).then_some(st)
+    })
+    .expect("the failed restart is recorded");
+    assert_eq!((&st["status"], &st["exit_code"]), (&serde_json::json!("exited"), &serde_json::json!(3)), "{st}");
+    // The monitor is gone, and with it everything the failed start made.
+    assert!(eventually(5, || (!common::host::alive(st["monitor_pid"].as_i64().unwrap() as i32)).then_some(())).is_some());
+    assert!(!e.dir.join("run/runtime").join(&n).exists(), "runtime state of the failed start left");
+    assert!(cgroup_dirs(&n).is_empty(), "cgroup of the failed start left: {:?}", cgroup_dirs(&n));
+    std::fs::write(dir.join("network.json"), record).unwrap();
+    e.ok(&["stop", "-t", "0", &n]);
+    assert_network_clean(&e, &lan);
+    e.assert_clean();
+}

@@ -107,7 +107,15 @@ fn monitor(l: &Launch<'_>, report_fd: OwnedFd) -> i32 {
         let io = match start(&again.launch, &dir) {
             Ok(io) => io,
             Err(e) => {
-                record_start_error(&dir, &e);
+                // A failure after the runtime's create (the network hook, start) leaves the new
+                // init waiting to start, with its runtime state and cgroup: remove them while
+                // the name lock is still held (the veth in its namespace goes with it).
+                if let Err(d) = conductor_runtime::delete(&again.launch.runtime_root, &l.name, true) {
+                    if !matches!(d, conductor_runtime::Error::NotFound(_)) {
+                        tracing::warn!("restart {}: removing the failed start: {d}", l.name);
+                    }
+                }
+                record_start_error(&dir, &e, code);
                 return 1;
             }
         };
@@ -118,9 +126,12 @@ fn monitor(l: &Launch<'_>, report_fd: OwnedFd) -> i32 {
     0
 }
 
-fn record_start_error(dir: &Dir, e: &Error) {
+/// The container stays exited with the last run's exit code (the restart had cleared it).
+fn record_start_error(dir: &Dir, e: &Error, code: i32) {
     if let Ok(mut st) = dir.state() {
         st.status = Status::Exited;
+        st.exit_code = Some(code);
+        st.finished = Some(now());
         st.error = Some(format!("restart: {e}"));
         let _ = dir.save_state(&st);
     }
