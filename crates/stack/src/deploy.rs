@@ -46,8 +46,8 @@ pub fn up(engine: &Engine, stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<V
     for a in &actions {
         match a {
             Action::Remove(c) => {
+                remove(engine, c)?;
                 say(&format!("{c}: removed (no longer in the file)"));
-                engine.stop(c, STOP_TIMEOUT)?;
             }
             Action::Keep(s) => {
                 say(&format!("{}: unchanged", stack.service(s).map_or(s.as_str(), |v| &v.container)));
@@ -55,7 +55,7 @@ pub fn up(engine: &Engine, stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<V
             Action::Create(s) | Action::Recreate(s) => {
                 let svc = stack.service(s).expect("planned from the stack");
                 if matches!(a, Action::Recreate(_)) {
-                    engine.stop(&svc.container, STOP_TIMEOUT)?;
+                    remove(engine, &svc.container)?;
                 }
                 start(engine, stack, svc, &hashes[s])?;
                 for (x, y) in plan::peerings(stack, &actions).iter().filter(|(x, y)| x == s || y == s) {
@@ -73,6 +73,16 @@ pub fn up(engine: &Engine, stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<V
         }
     }
     Ok(actions)
+}
+
+/// Stop and remove a container; one already gone (removed since it was listed) is fine. True
+/// when it was there.
+fn remove(engine: &Engine, container: &str) -> Result<bool> {
+    match engine.stop(container, STOP_TIMEOUT) {
+        Ok(()) => Ok(true),
+        Err(conductor_engine::Error::NoContainer(_)) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn is_running(engine: &Engine, container: &str) -> bool {
@@ -202,11 +212,19 @@ pub fn down(engine: &Engine, stack: &str, say: &mut dyn FnMut(&str)) -> Result<(
     let _lock = conductor_engine::record::lock(&engine.paths, &format!(".stack-{stack}"))?;
     let mut list = containers(engine, stack);
     list.reverse();
+    // One that cannot be removed does not keep the others running: the first error at the end.
+    let mut first_err = None;
     for c in list {
-        engine.stop(&c.name, STOP_TIMEOUT)?;
-        say(&format!("{}: removed", c.name));
+        match remove(engine, &c.name) {
+            Ok(true) => say(&format!("{}: removed", c.name)),
+            Ok(false) => say(&format!("{}: already gone", c.name)),
+            Err(e) => {
+                say(&format!("{}: {e}", c.name));
+                first_err.get_or_insert(e);
+            }
+        }
     }
-    Ok(())
+    first_err.map_or(Ok(()), Err)
 }
 
 /// `stack logs`: every service's log, each line prefixed with the service's name; with
@@ -267,5 +285,30 @@ impl Write for Prefixed {
             self.write(&[])?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine(test: &str) -> (Engine, std::path::PathBuf) {
+        let base = std::env::temp_dir().join(format!("cnd-stack-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let e = Engine::open(conductor_engine::Paths::new(&base.join("data"), &base.join("run"))).unwrap();
+        (e, base)
+    }
+
+    /// A container removed since `up` or `down` listed it (by a `conductor stop`, say) is no
+    /// error: the stack goes on converging, or down on removing the others.
+    #[test]
+    fn a_container_already_gone_is_no_error() {
+        let (e, base) = engine("gone");
+        assert!(!remove(&e, "st-gone").unwrap());
+        assert!(e.stop("st-gone", STOP_TIMEOUT).is_err(), "the engine itself still refuses it");
+        let mut said = Vec::new();
+        down(&e, "st", &mut |l| said.push(l.to_string())).unwrap();
+        assert!(said.is_empty(), "{said:?}");
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }
