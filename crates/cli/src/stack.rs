@@ -40,7 +40,10 @@ pub fn run(engine: &Engine, cmd: StackCmd) -> Result<i32> {
             let stack = file::load(&file)?;
             deploy::up(engine, &stack, say)?;
         }
-        StackCmd::Down { file } => deploy::down(engine, &file::load(&file)?.name, say)?,
+        StackCmd::Down { file } => {
+            let stack = file::load(&file)?;
+            deploy::down(engine, &stack.name, &stack.file, say)?
+        }
         StackCmd::Ps { format, file } => ps(engine, &file::load(&file)?.name, format == "json")?,
         StackCmd::Logs { follow, file } => deploy::logs(engine, &file::load(&file)?.name, follow)?,
         StackCmd::Kube { format, file } => {

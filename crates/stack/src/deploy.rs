@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::file::{Check, Service, Stack};
-use crate::plan::{self, Action, Existing, LABEL_HASH, LABEL_SERVICE, LABEL_STACK};
+use crate::plan::{self, Action, Existing, LABEL_FILE, LABEL_HASH, LABEL_SERVICE, LABEL_STACK};
 
 /// How long `stop` waits for a service's SIGTERM before SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -21,6 +21,17 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// The stack's containers, as the engine lists them.
 pub fn containers(engine: &Engine, stack: &str) -> Vec<Summary> {
     engine.list(true).into_iter().filter(|c| c.labels.get(LABEL_STACK).map(String::as_str) == Some(stack)).collect()
+}
+
+/// The stack's containers and those its file made under another stack name (before a rename
+/// of `name`).
+fn containers_of_file(engine: &Engine, stack: &str, file: &Path) -> Vec<Summary> {
+    engine.list(true).into_iter().filter(|c| belongs(&c.labels, stack, file)).collect()
+}
+
+fn belongs(labels: &BTreeMap<String, String>, stack: &str, file: &Path) -> bool {
+    labels.get(LABEL_STACK).map(String::as_str) == Some(stack)
+        || (labels.contains_key(LABEL_STACK) && labels.get(LABEL_FILE).map(Path::new) == Some(file))
 }
 
 /// `stack up`: converge; `say` gets one line per step. Returns the actions taken.
@@ -33,9 +44,10 @@ pub fn up(engine: &Engine, stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<V
     for s in &stack.services {
         hashes.insert(s.name.clone(), plan::hash(s, &inputs(engine, s)?));
     }
-    let existing: Vec<Existing> = containers(engine, &stack.name)
+    let existing: Vec<Existing> = containers_of_file(engine, &stack.name, &stack.file)
         .into_iter()
         .map(|c| Existing {
+            stack: c.labels.get(LABEL_STACK).cloned().unwrap_or_default(),
             service: c.labels.get(LABEL_SERVICE).cloned().unwrap_or_default(),
             hash: c.labels.get(LABEL_HASH).cloned().unwrap_or_default(),
             running: c.running,
@@ -146,6 +158,7 @@ fn start(engine: &Engine, stack: &Stack, s: &Service, hash: &str) -> Result<()> 
         (LABEL_STACK.to_string(), stack.name.clone()),
         (LABEL_SERVICE.to_string(), s.name.clone()),
         (LABEL_HASH.to_string(), hash.to_string()),
+        (LABEL_FILE.to_string(), stack.file.display().to_string()),
     ]);
     let opts = RunOptions {
         env: s.env.clone(),
@@ -207,10 +220,11 @@ fn probe(ip: Ipv4Addr, check: &Check) -> std::result::Result<(), String> {
     }
 }
 
-/// `stack down`: stop (and so remove) every container of the stack, in reverse start order.
-pub fn down(engine: &Engine, stack: &str, say: &mut dyn FnMut(&str)) -> Result<()> {
+/// `stack down`: stop (and so remove) every container of the stack, and those `file` made
+/// under an earlier stack name, in reverse start order.
+pub fn down(engine: &Engine, stack: &str, file: &Path, say: &mut dyn FnMut(&str)) -> Result<()> {
     let _lock = conductor_engine::record::lock(&engine.paths, &format!(".stack-{stack}"))?;
-    let mut list = containers(engine, stack);
+    let mut list = containers_of_file(engine, stack, file);
     list.reverse();
     // One that cannot be removed does not keep the others running: the first error at the end.
     let mut first_err = None;
@@ -307,8 +321,22 @@ mod tests {
         assert!(!remove(&e, "st-gone").unwrap());
         assert!(e.stop("st-gone", STOP_TIMEOUT).is_err(), "the engine itself still refuses it");
         let mut said = Vec::new();
-        down(&e, "st", &mut |l| said.push(l.to_string())).unwrap();
+        down(&e, "st", Path::new("/tmp/st.toml"), &mut |l| said.push(l.to_string())).unwrap();
         assert!(said.is_empty(), "{said:?}");
         std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn a_file_owns_what_it_made_under_an_old_name() {
+        let file = Path::new("/srv/web.toml");
+        let labels = |stack: &str, f: Option<&str>| {
+            let mut l = BTreeMap::from([(LABEL_STACK.to_string(), stack.to_string())]);
+            l.extend(f.map(|f| (LABEL_FILE.to_string(), f.to_string())));
+            l
+        };
+        assert!(belongs(&labels("web", None), "web", file));
+        assert!(belongs(&labels("old", Some("/srv/web.toml")), "web", file), "renamed in its file");
+        assert!(!belongs(&labels("other", Some("/srv/other.toml")), "web", file));
+        assert!(!belongs(&BTreeMap::from([(LABEL_FILE.to_string(), "/srv/web.toml".to_string())]), "web", file));
     }
 }

@@ -14,11 +14,15 @@ use crate::file::{Service, Stack};
 pub const LABEL_STACK: &str = "io.conductor.stack";
 pub const LABEL_SERVICE: &str = "io.conductor.stack.service";
 pub const LABEL_HASH: &str = "io.conductor.stack.hash";
+/// The stack file (absolute): a stack renamed in its file still finds its old containers.
+pub const LABEL_FILE: &str = "io.conductor.stack.file";
 
 /// A container of the stack as it is now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Existing {
     pub container: String,
+    /// The stack it was created for: another name is this file's stack before a rename.
+    pub stack: String,
     pub service: String,
     pub hash: String,
     pub running: bool,
@@ -56,11 +60,15 @@ pub fn plan(stack: &Stack, hashes: &BTreeMap<String, String>, existing: &[Existi
     let wanted: BTreeSet<&str> = stack.services.iter().map(|s| s.name.as_str()).collect();
     let mut actions: Vec<Action> = existing
         .iter()
-        .filter(|e| !wanted.contains(e.service.as_str()) || stack.service(&e.service).is_some_and(|s| s.container != e.container))
+        .filter(|e| {
+            e.stack != stack.name
+                || !wanted.contains(e.service.as_str())
+                || stack.service(&e.service).is_some_and(|s| s.container != e.container)
+        })
         .map(|e| Action::Remove(e.container.clone()))
         .collect();
     for s in &stack.services {
-        let now = existing.iter().find(|e| e.container == s.container);
+        let now = existing.iter().find(|e| e.container == s.container && e.stack == stack.name);
         actions.push(match now {
             None => Action::Create(s.name.clone()),
             Some(e) if e.running && hashes.get(&s.name) == Some(&e.hash) => Action::Keep(s.name.clone()),
@@ -109,7 +117,7 @@ mod tests {
 
     fn existing(s: &Stack, name: &str, running: bool) -> Existing {
         let svc = s.service(name).unwrap();
-        Existing { container: svc.container.clone(), service: name.into(), hash: hash(svc, ""), running }
+        Existing { container: svc.container.clone(), stack: s.name.clone(), service: name.into(), hash: hash(svc, ""), running }
     }
 
     #[test]
@@ -139,6 +147,25 @@ mod tests {
         let only_a = stack("[services.a]\nimage = \"bb\"\n");
         let a = plan(&only_a, &hashes(&only_a), &now);
         assert_eq!(a, [Action::Remove("st-b".into()), Action::Recreate("a".into())]);
+    }
+
+    /// `name` changed in the file: the containers made under the old name are removed (they
+    /// hold the host ports the new ones need), then everything is created under the new one.
+    #[test]
+    fn renamed_stack_replaces_its_old_containers() {
+        let s = stack(TWO);
+        let now = [existing(&s, "a", true), existing(&s, "b", true)];
+        let renamed = stack(&format!("name = \"nu\"\n{TWO}"));
+        let a = plan(&renamed, &hashes(&renamed), &now);
+        assert_eq!(
+            a,
+            [
+                Action::Remove("st-a".into()),
+                Action::Remove("st-b".into()),
+                Action::Create("a".into()),
+                Action::Create("b".into())
+            ]
+        );
     }
 
     #[test]
