@@ -225,7 +225,7 @@ fn probe(ip: Ipv4Addr, check: &Check) -> std::result::Result<(), String> {
 pub fn down(engine: &Engine, stack: &str, file: &Path, say: &mut dyn FnMut(&str)) -> Result<()> {
     let _lock = conductor_engine::record::lock(&engine.paths, &format!(".stack-{stack}"))?;
     let mut list = containers_of_file(engine, stack, file);
-    list.reverse();
+    newest_first(&mut list);
     // One that cannot be removed does not keep the others running: the first error at the end.
     let mut first_err = None;
     for c in list {
@@ -239,6 +239,12 @@ pub fn down(engine: &Engine, stack: &str, file: &Path, say: &mut dyn FnMut(&str)
         }
     }
     first_err.map_or(Ok(()), Err)
+}
+
+/// `up` creates in dependency order, so newest first stops dependents before what they depend
+/// on. (The engine's RFC 3339 UTC timestamps, of one fixed width, sort as text.)
+fn newest_first(list: &mut [Summary]) {
+    list.sort_by(|a, b| b.created.cmp(&a.created));
 }
 
 /// `stack logs`: every service's log, each line prefixed with the service's name; with
@@ -324,6 +330,31 @@ mod tests {
         down(&e, "st", Path::new("/tmp/st.toml"), &mut |l| said.push(l.to_string())).unwrap();
         assert!(said.is_empty(), "{said:?}");
         std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn down_stops_the_newest_first() {
+        let at = |name: &str, created: &str| Summary {
+            name: name.into(),
+            image: String::new(),
+            command: String::new(),
+            created: created.into(),
+            status: String::new(),
+            running: true,
+            pid: 0,
+            exit_code: None,
+            restart_count: 0,
+            labels: BTreeMap::new(),
+        };
+        // Listed by name; started counter (a dependency), then external, then web.
+        let mut list = vec![
+            at("s-counter", "2026-12-08T02:00:01.000000001Z"),
+            at("s-external", "2026-12-08T02:00:02.500000000Z"),
+            at("s-web", "2026-12-08T02:00:02.000000000Z"),
+        ];
+        newest_first(&mut list);
+        let names: Vec<&str> = list.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["s-external", "s-web", "s-counter"]);
     }
 
     #[test]
