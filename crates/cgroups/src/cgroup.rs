@@ -81,15 +81,20 @@ impl Cgroup {
         // with it (ENODEV). Start again.
         let mut attempt = 0;
         loop {
+            let mut made = Vec::new();
             let r = match &self.layout {
-                Layout::V1 { dirs, unified } => v1::create(dirs, unified.as_ref()),
-                Layout::V2 { dir } => v2::create(dir),
+                Layout::V1 { dirs, unified } => v1::create(dirs, unified.as_ref(), &mut made),
+                Layout::V2 { dir } => v2::create(dir, &mut made),
             };
-            match r {
-                Err(e) if attempt < 5 && matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EEXIST | libc::ENODEV)) => {
-                    attempt += 1
-                }
-                r => return r,
+            let Err(e) = r else { return Ok(()) };
+            // All or nothing: what this attempt made goes again, deepest first (a parent
+            // another cgroup has meanwhile moved into stays: rmdir refuses a non-empty one).
+            for d in made.iter().rev() {
+                let _ = fs::rmdir(d);
+            }
+            match e.raw_os_error() {
+                Some(libc::ENOENT | libc::EEXIST | libc::ENODEV) if attempt < 5 => attempt += 1,
+                _ => return Err(e),
             }
         }
     }

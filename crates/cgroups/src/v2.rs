@@ -8,13 +8,16 @@ use crate::error::Result;
 use crate::fs;
 use crate::layout::Dir;
 
-pub(crate) fn create(dir: &Dir) -> Result<()> {
+/// Every directory this call made is pushed to `made`, parents first (for the caller's undo).
+pub(crate) fn create(dir: &Dir, made: &mut Vec<std::path::PathBuf>) -> Result<()> {
     let rel = dir.path.strip_prefix(&dir.mountpoint).unwrap_or(&dir.path);
     let mut cur = dir.mountpoint.clone();
     for comp in rel.components() {
         enable_controllers(&cur);
         cur.push(comp);
-        fs::mkdir(&cur)?;
+        if fs::mkdir(&cur)? {
+            made.push(cur.clone());
+        }
     }
     Ok(())
 }

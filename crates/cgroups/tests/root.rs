@@ -391,6 +391,18 @@ fn handle_survives_a_round_trip_through_json() {
     assert_eq!(reopened.pids().unwrap(), Vec::<i32>::new());
 }
 
+/// Removes the test's cgroups and their parent when dropped, also when the test fails.
+struct Cleanup(Vec<conductor_cgroups::Cgroup>, String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for cg in &self.0 {
+            let _ = cg.destroy();
+            cg.remove_empty_parent(&self.1);
+        }
+    }
+}
+
 /// Creating a cgroup under a shared parent while another container's delete removes that
 /// parent once it is empty (the runtime's remove_empty_parent): creation must never fail.
 #[test]
@@ -400,16 +412,19 @@ fn create_survives_a_concurrent_removal_of_the_empty_parent() {
     let parent = format!("conductor-test-{}-race", std::process::id());
     let cg = |n: &str| conductor_cgroups::Cgroup::new(Some(&format!("/{parent}/{n}")), n).unwrap();
     let (a, b) = (cg("a"), cg("b"));
+    let _cleanup = Cleanup(vec![a.clone(), b.clone()], parent.clone());
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stop.clone();
     let churn = std::thread::spawn({
         let parent = parent.clone();
         move || {
+            let mut failures = 0;
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                a.create().unwrap();
-                a.destroy().unwrap();
+                failures += usize::from(a.create().is_err());
+                let _ = a.destroy();
                 a.remove_empty_parent(&parent);
             }
+            failures
         }
     });
     let mut failures = Vec::new();
@@ -421,6 +436,33 @@ fn create_survives_a_concurrent_removal_of_the_empty_parent() {
         b.remove_empty_parent(&parent);
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    churn.join().unwrap();
+    let churn_failures = churn.join().unwrap();
     assert!(failures.is_empty(), "{} of 300 creates failed, e.g. {}", failures.len(), failures[0]);
+    assert_eq!(churn_failures, 0, "creates failed in the other thread");
+}
+
+/// A create that fails part-way removes what it made: here the cgroup2 hierarchy (made last
+/// on a hybrid host, the only one on v2) refuses the new level, because its parent allows
+/// one descendant and has it already.
+#[test]
+fn a_failed_create_leaves_nothing() {
+    require_root!();
+    let _s = serial();
+    let parent = format!("conductor-test-{}-undo", std::process::id());
+    let cg = |n: &str| conductor_cgroups::Cgroup::new(Some(&format!("/{parent}/{n}")), n).unwrap();
+    let (first, second) = (cg("first"), cg("second"));
+    let _cleanup = Cleanup(vec![second.clone(), first.clone()], parent.clone());
+    first.create().unwrap();
+    let Some(unified) = first.paths().get(if first.is_v2() { "" } else { "unified" }).cloned() else {
+        eprintln!("skipping: no cgroup2 hierarchy");
+        return;
+    };
+    let limit = unified.parent().unwrap().join("cgroup.max.descendants");
+    std::fs::write(&limit, "1").unwrap();
+    let e = second.create().unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EAGAIN), "{e}");
+    for dir in second.paths().values() {
+        assert!(!dir.exists(), "{} was left behind", dir.display());
+    }
+    assert!(first.exists(), "what existed before stays");
 }
