@@ -77,10 +77,8 @@ impl Config {
         let c: Config = toml::from_str(text).map_err(|e| one_line(&e))?;
         c.network.pool_config().validate().map_err(|e| format!("[network]: {e}"))?;
         if let Some(ifc) = &c.network.default_interface {
-            let ok = !ifc.is_empty() && ifc.len() <= 15 && !ifc.contains(['/', ' ', ':']);
-            if !ok {
-                return Err(format!("[network] default_interface {ifc:?} is not an interface name"));
-            }
+            conductor_network::names::validate(ifc)
+                .map_err(|e| format!("[network] default_interface {ifc:?} is not an interface name ({e})"))?;
         }
         Ok(c)
     }

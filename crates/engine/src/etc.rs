@@ -27,11 +27,8 @@ pub fn hosts(hostname: &str, own: Option<Ipv4Addr>, peers: &[(Ipv4Addr, String)]
 pub fn resolv_conf() -> String {
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
     let host = read("/etc/resolv.conf");
-    let text = if only_loopback(&host) && !read("/run/systemd/resolve/resolv.conf").is_empty() {
-        read("/run/systemd/resolve/resolv.conf")
-    } else {
-        host
-    };
+    let upstream = if only_loopback(&host) { read("/run/systemd/resolve/resolv.conf") } else { String::new() };
+    let text = if upstream.is_empty() { host } else { upstream };
     text.lines().filter(|l| !is_loopback_server(l)).map(|l| format!("{l}\n")).collect()
 }
 

@@ -35,11 +35,6 @@ pub fn finish() {
     OUT.lock().unwrap_or_else(|e| e.into_inner()).take();
 }
 
-/// Whether steps are being explained.
-pub fn active() -> bool {
-    OUT.lock().map(|o| o.is_some()).unwrap_or(false)
-}
-
 /// The tracing layer that writes explain events.
 pub struct Explain;
 

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use conductor_network::firewall::{Firewall, PortSpec, Proto};
+use conductor_network::firewall::{Firewall, PortSpec};
 use conductor_network::{route, Allocation, Allocator, Netlink, Netns};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
@@ -87,8 +87,8 @@ impl Net {
         // Another container's mapping of the same port is found by the firewall's transaction
         // itself (it fails as a whole), without listing the table: a cost that would grow with
         // the number of containers.
-        for p in &req.ports {
-            host_port_free(p)?;
+        if let Some(p) = req.ports.iter().find(|p| p.host_port_taken()) {
+            return Err(Error::Invalid(format!("host port {}/{} is already in use on this host", p.host_port, p.proto)));
         }
         if req.internet {
             self.out_interface()?;
@@ -133,13 +133,8 @@ impl Net {
 
     fn plumb(&self, dir: &Dir, pid: i32, req: &NetRequest, mut rec: NetRecord) -> Result<NetRecord> {
         let a = &rec.allocation;
-        let ns = Netns::of_pid(pid).map_err(net_err)?;
-        conductor_network::attach(&ns, a).map_err(net_err)?;
+        attach_link(a, pid, !req.ports.is_empty())?;
         let internet = if req.internet { Some(self.out_interface()?) } else { None };
-        if !req.ports.is_empty() {
-            // The host reaches its exposed ports at 127.0.0.1 too (see Firewall::enable_route_localnet).
-            Firewall::enable_route_localnet(&a.ifnames.outside).map_err(fw_err)?;
-        }
         self.fw.connect(a.container_ip, internet.as_deref(), &req.ports).map_err(fw_err)?;
         rec.internet = internet;
         write_hosts(dir, &rec, &[])?;
@@ -236,12 +231,12 @@ impl Engine {
     /// addresses, and its name from its peers' hosts files. Nothing to do is not an error.
     pub(crate) fn disconnect(&self, cname: &str, dir: &Dir) -> Result<()> {
         let rec = read_record(dir).ok().flatten();
-        let net = match Net::open(&self.paths) {
-            Ok(n) => n,
-            // A broken config file must not keep a container without a network from going.
-            Err(_) if rec.is_none() && !self.paths.data.join("network/allocations.json").exists() => return Ok(()),
-            Err(e) => return Err(e),
-        };
+        // Nothing was ever networked here: no config to read (a broken one must not keep the
+        // container from going), no lock or file to make.
+        if rec.is_none() && !self.paths.data.join("network/allocations.json").exists() {
+            return Ok(());
+        }
+        let net = Net::open(&self.paths)?;
         let _net_lock = net.lock()?;
         let allocation = match &rec {
             Some(r) => Some(r.allocation.clone()),
@@ -291,6 +286,27 @@ impl Engine {
     }
 }
 
+/// The veth pair of allocation `a` into the namespace of `pid`; with exposed ports, the host
+/// reaches them at 127.0.0.1 too (see Firewall::enable_route_localnet).
+fn attach_link(a: &Allocation, pid: i32, exposed: bool) -> Result<()> {
+    let ns = Netns::of_pid(pid).map_err(net_err)?;
+    conductor_network::attach(&ns, a).map_err(net_err)?;
+    if exposed {
+        Firewall::enable_route_localnet(&a.ifnames.outside).map_err(fw_err)?;
+    }
+    Ok(())
+}
+
+/// A restarted container: its new namespace gets the recorded veth pair again (same names and
+/// addresses), so the firewall elements and the peers' hosts entries stay valid.
+pub(crate) fn reattach(dir: &Dir, pid: i32) -> Result<()> {
+    let Some(rec) = read_record(dir)? else { return Ok(()) };
+    let a = &rec.allocation;
+    // The old host end goes with the old namespace, but asynchronously: make sure it is gone.
+    let _ = conductor_network::detach(&a.ifnames.outside);
+    attach_link(a, pid, !rec.ports.is_empty())
+}
+
 pub(crate) fn read_record(dir: &Dir) -> Result<Option<NetRecord>> {
     let p = dir.path.join(RECORD);
     match std::fs::read(&p) {
@@ -308,21 +324,6 @@ fn write_hosts(dir: &Dir, rec: &NetRecord, peers: &[(Ipv4Addr, String)]) -> Resu
     let body = crate::etc::hosts(&hostname, Some(rec.ip()), peers);
     let p = dir.path.join("hosts");
     std::fs::write(&p, body).ctx(|| format!("write {}", p.display()))
-}
-
-/// A host port that a host program listens on would be shadowed by the DNAT: refuse it.
-fn host_port_free(p: &PortSpec) -> Result<()> {
-    let addr = (Ipv4Addr::UNSPECIFIED, p.host_port);
-    let r = match p.proto {
-        Proto::Tcp => std::net::TcpListener::bind(addr).map(drop),
-        Proto::Udp => std::net::UdpSocket::bind(addr).map(drop),
-    };
-    match r {
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            Err(Error::Invalid(format!("host port {}/{} is already in use on this host", p.host_port, p.proto)))
-        }
-        _ => Ok(()),
-    }
 }
 
 fn net_err(e: conductor_network::Error) -> Error {

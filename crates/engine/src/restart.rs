@@ -135,7 +135,7 @@ pub(crate) fn prepare(l: &Launch<'_>, dir: &Dir, code: i32) -> Option<Relaunch> 
         interactive: false,
         detach: true,
         lock_fd: -1,
-        on_created: Some(Box::new(move |pid| reattach_network(&Dir { path: hook_dir.clone() }, pid))),
+        on_created: Some(Box::new(move |pid| crate::network::reattach(&Dir { path: hook_dir.clone() }, pid))),
     };
     Some(Relaunch { launch, _lock: lock })
 }
@@ -165,22 +165,6 @@ fn paths_of(l: &Launch<'_>) -> Paths {
     let data = l.dir.parent().and_then(Path::parent).unwrap_or(Path::new("/"));
     let run = l.runtime_root.parent().unwrap_or(Path::new("/"));
     Paths::new(data, run)
-}
-
-/// The new init's namespace gets the recorded veth pair again (same names and addresses).
-fn reattach_network(dir: &Dir, pid: i32) -> Result<()> {
-    let Some(rec) = crate::network::read_record(dir)? else { return Ok(()) };
-    let a = &rec.allocation;
-    let net = |e: conductor_network::Error| Error::Invalid(format!("restart: network: {e}"));
-    // The old host end goes with the old namespace, but asynchronously: make sure it is gone.
-    let _ = conductor_network::detach(&a.ifnames.outside);
-    let ns = conductor_network::Netns::of_pid(pid).map_err(net)?;
-    conductor_network::attach(&ns, a).map_err(net)?;
-    if !rec.ports.is_empty() {
-        conductor_network::firewall::Firewall::enable_route_localnet(&a.ifnames.outside)
-            .map_err(|e| Error::Invalid(format!("restart: network: {e}")))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

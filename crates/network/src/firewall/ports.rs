@@ -70,6 +70,20 @@ impl PortSpec {
     }
 }
 
+impl PortSpec {
+    /// Whether a program of this network namespace listens on (or has bound) the host port: a
+    /// DNAT of it would take that program's traffic. Tried with a bind to the wildcard
+    /// address, which such a socket refuses.
+    pub fn host_port_taken(&self) -> bool {
+        let addr = (std::net::Ipv4Addr::UNSPECIFIED, self.host_port);
+        let r = match self.proto {
+            Proto::Tcp => std::net::TcpListener::bind(addr).map(drop),
+            Proto::Udp => std::net::UdpSocket::bind(addr).map(drop),
+        };
+        matches!(r, Err(e) if e.kind() == std::io::ErrorKind::AddrInUse)
+    }
+}
+
 impl fmt::Display for PortSpec {
     /// Docker's form, which names the protocol: `3000:8080/tcp`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -132,6 +146,15 @@ mod tests {
 
     fn err(r: Result<PortSpec, FirewallError>) -> String {
         r.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_listening_port_is_taken() {
+        let l = std::net::TcpListener::bind(("0.0.0.0", 0)).unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert!(PortSpec { proto: Proto::Tcp, container_port: 80, host_port: port }.host_port_taken());
+        drop(l);
+        assert!(!PortSpec { proto: Proto::Tcp, container_port: 80, host_port: port }.host_port_taken());
     }
 
     #[test]
