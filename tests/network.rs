@@ -10,6 +10,7 @@ use std::net::Ipv4Addr;
 
 use common::engine::Engine;
 use common::lan::*;
+use common::netcheck::{add_route, allocations, assert_network_clean};
 use common::*;
 
 macro_rules! need_sandbox {
@@ -65,20 +66,6 @@ fn with_config(e: &Engine, lan: &Lan, cfg: &std::path::Path, args: &[&str]) -> s
     conductor_network::in_netns(&lan.host, || Ok(e.cmd().env("CONDUCTOR_CONFIG", cfg).args(args).output().unwrap())).unwrap()
 }
 
-fn allocations(e: &Engine) -> serde_json::Value {
-    std::fs::read(e.dir.join("data/network/allocations.json"))
-        .map(|b| serde_json::from_slice::<serde_json::Value>(&b).unwrap()["allocations"].clone())
-        .unwrap_or(serde_json::json!({}))
-}
-
-/// Nothing of any container's network is left: links, firewall elements, allocations.
-fn assert_network_clean(e: &Engine, lan: &Lan) {
-    assert_eq!(lan.host_links(), ["lan0", "lo"], "links left in the host namespace");
-    assert!(lan.firewall_empty(), "firewall elements left: {:?}", lan.firewall());
-    assert_eq!(allocations(e), serde_json::json!({}), "allocations left");
-    e.assert_clean();
-}
-
 #[test]
 fn default_network_is_host_only() {
     need_sandbox!();
@@ -113,7 +100,7 @@ fn default_network_is_host_only() {
     // the container's subnet to us) cannot reach in either.
     let _inet = Whoami::start(&lan.internet, INTERNET_IP, 9000, "internet");
     assert!(wget_from(&e, &n, &format!("http://{INTERNET_IP}:9000/")).is_err());
-    in_netns_route(&lan.other, "192.168.0.0/16", HOST_IP);
+    add_route(&lan.other, "192.168.0.0/16", HOST_IP);
     assert_eq!(who(&lan.other, "192.168.1.2".parse().unwrap(), 8080), None);
 
     // `network ls` shows it.
@@ -122,14 +109,6 @@ fn default_network_is_host_only() {
 
     e.ok(&["stop", "-t", "1", &n]);
     assert_network_clean(&e, &lan);
-}
-
-fn in_netns_route(ns: &conductor_network::Netns, dst: &str, via: Ipv4Addr) {
-    conductor_network::in_netns(ns, || {
-        let mut nl = conductor_network::Netlink::open()?;
-        conductor_network::route::add(&mut nl, dst.parse().unwrap(), Some(via), None)
-    })
-    .unwrap();
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Leak checks for networked engine tests (the same checks as tests/network.rs): no link,
+//! Leak checks for networked engine tests (tests/network.rs, tests/stack.rs): no link,
 //! firewall element, allocation or container file is left once everything is stopped.
 
 use std::net::Ipv4Addr;
