@@ -76,7 +76,8 @@ impl Net {
     }
 
     /// Refuse what cannot be done before anything changes: the same host port twice, a host port
-    /// another container's mapping or a host program holds, `-i` without an interface to use.
+    /// a host program holds, `-i` without an interface to use. (A port another container's
+    /// mapping holds fails the firewall's transaction, as a whole.)
     fn precheck(&self, req: &NetRequest) -> Result<()> {
         let mut seen = std::collections::HashSet::new();
         for p in &req.ports {
@@ -118,17 +119,8 @@ impl Net {
             route::connected_networks(&mut nl).map_err(net_err)?
         };
         let allocation = self.alloc.allocate_excluding(cname, &exclude).map_err(net_err)?;
-        let rec = NetRecord { allocation, internet: None, ports: req.ports.clone(), peers: Vec::new() };
-        match self.plumb(dir, pid, req, rec) {
-            Ok(rec) => Ok(rec),
-            Err(e) => {
-                let a = self.alloc.get(cname).ok().flatten();
-                if let Some(a) = a {
-                    self.teardown(&a);
-                }
-                Err(e)
-            }
-        }
+        let rec = NetRecord { allocation: allocation.clone(), internet: None, ports: req.ports.clone(), peers: Vec::new() };
+        self.plumb(dir, pid, req, rec).inspect_err(|_| self.teardown(&allocation))
     }
 
     fn plumb(&self, dir: &Dir, pid: i32, req: &NetRequest, mut rec: NetRecord) -> Result<NetRecord> {
