@@ -249,10 +249,12 @@ fn snapshot(t: &TestCgroup) -> BTreeMap<String, String> {
         for e in std::fs::read_dir(dir).unwrap().flatten() {
             let writable = e.metadata().map(|m| m.permissions().mode() & 0o200 != 0).unwrap_or(false);
             let name = e.file_name().to_string_lossy().to_string();
-            // Counters that tick by themselves (v1 max_usage, v2 peaks and pressure stall
-            // figures, writable for triggers) and lists of tasks.
+            // Counters that tick by themselves (v1 max_usage and cpuacct.usage, writable to
+            // reset them; v2 peaks and pressure stall figures, writable for triggers) and
+            // lists of tasks.
             if !writable
                 || name.contains("max_usage")
+                || name == "cpuacct.usage"
                 || name.ends_with(".peak")
                 || name.ends_with(".pressure")
                 || ["cgroup.procs", "cgroup.threads", "tasks"].contains(&name.as_str())
